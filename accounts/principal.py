@@ -1,0 +1,55 @@
+"""Who is calling, for which organization, with which role: derived once per request."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rest_framework.request import Request
+
+from accounts.models import ApiKey, Membership, Organization
+from config.errors import NotAuthenticated, PermissionDenied
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: object
+    organization: Organization
+    role: str
+    is_service: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+
+    @property
+    def sees_whole_organization(self) -> bool:
+        """Admins, owners and service keys may act on every file of the organization."""
+        return self.is_admin or self.is_service
+
+
+def principal_for(request: Request) -> Principal:
+    cached = getattr(request, "_mediastore_principal", None)
+    if cached is not None:
+        return cached
+    user = request.user
+    if not user or not user.is_authenticated:
+        raise NotAuthenticated()
+    auth = request.auth
+    if isinstance(auth, ApiKey):
+        organization, is_service = auth.organization, auth.kind == ApiKey.Kind.SERVICE
+    else:
+        organization, is_service = _session_organization(user), False
+    membership = Membership.objects.filter(user=user, organization=organization).only("role").first()
+    if membership is None:
+        raise PermissionDenied("You are not a member of this organization.")
+    principal = Principal(user=user, organization=organization, role=membership.role, is_service=is_service)
+    request._mediastore_principal = principal
+    return principal
+
+
+def _session_organization(user) -> Organization:  # noqa: ANN001
+    organization = getattr(user, "_mediastore_organization", None)
+    if organization is not None:  # set by an authenticator that knows (OIDC claims)
+        return organization
+    from accounts.services import personal_organization_ensure
+
+    return personal_organization_ensure(user=user)

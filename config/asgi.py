@@ -1,0 +1,8 @@
+"""ASGI entry point. Serve with gunicorn (WSGI) for large files: Django's FileResponse under
+ASGI buffers synchronous iterators, see README "Serving"."""
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+application = get_asgi_application()

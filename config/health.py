@@ -1,0 +1,59 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger("mediastore.health")
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving; checks nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_storage() -> None:
+    from storage_app.backends import get_store
+
+    get_store().ping()
+
+
+def _check_broker() -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Database, storage (write-read-delete of a probe object) and, when configured, the broker."""
+    checks = {"database": _check_database, "storage": _check_storage}
+    if settings.CELERY_BROKER_URL:
+        checks["broker"] = _check_broker
+    results, failed = {}, []
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the log keeps the detail
+            logger.warning("readiness check %s failed: %s", name, exc)
+            results[name] = "failed"
+            failed.append(name)
+    if failed:
+        message = f"Not ready: {', '.join(failed)} failed."
+        code = f"{failed[0]}_unavailable"
+        return JsonResponse({"status": "unavailable", "checks": results,
+                             "error": {"message": message, "type": "api_error", "code": code}}, status=503)
+    return JsonResponse({"status": "ok", "checks": results})

@@ -1,0 +1,91 @@
+"""Request ids, primary pinning for the replica router, and the API error envelope."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+
+from django.http import HttpRequest, HttpResponse
+
+from config import db_router
+from config.errors import is_api_path, json_error_body
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+_STATUS_CODES = {
+    400: ("invalid_request", "invalid_request_error", "Bad request."),
+    401: ("not_authenticated", "authentication_error", "Authentication required."),
+    403: ("permission_denied", "permission_error", "Forbidden."),
+    404: ("not_found", "not_found_error", "Not found."),
+    405: ("method_not_allowed", "invalid_request_error", "Method not allowed."),
+    413: ("max_size_exceeded", "size_error", "Request body too large."),
+    500: ("internal_error", "api_error", "Internal server error."),
+}
+
+
+class RequestIdMiddleware:
+    """Takes a sane `X-Request-ID` from the caller or makes one; echoes it on every response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class PrimaryPinMiddleware:
+    """Each request starts reading from the replica; its first write pins it to the primary."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = db_router.start_request()
+        try:
+            return self.get_response(request)
+        finally:
+            db_router.end_request(token)
+
+
+class ApiErrorMiddleware:
+    """Rewrites any non-JSON error response on an API path into the error envelope.
+
+    DRF views already answer in the envelope; this catches Django's own 404/405/413/500
+    pages (URL misses, `require_http_methods`, DEBUG pages) so clients never parse HTML.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api_path(request.path):
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        code, type_, message = _STATUS_CODES.get(
+            response.status_code, ("error", "api_error", response.reason_phrase or "Error.")
+        )
+        replacement = json_error_body(response.status_code, message, code=code, type=type_)
+        for header in ("Allow", "WWW-Authenticate", "Retry-After"):
+            if header in response:
+                replacement[header] = response[header]
+        return replacement
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True

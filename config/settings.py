@@ -1,0 +1,237 @@
+"""Mediastore settings, all read from the environment.
+
+With nothing set, the service runs embedded: SQLite and files under `./var/`, Celery on a
+file-based broker. Every name is listed in README.md and `.env.example`. A bad value stops
+start-up with `ImproperlyConfigured` naming the variable.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import Env
+from config.s3 import s3_storage_options
+
+env = Env()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.str("MEDIASTORE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+
+def _secret_key() -> str:
+    """SECRET_KEY, or one generated once into var/ so every process of one install agrees."""
+    value = env.str("SECRET_KEY", aliases=("DJANGO_SECRET_KEY",))
+    if value:
+        return value
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DEBUG")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "storages",
+    "accounts",
+    "quotas",
+    "storage_app",
+    "media_app",
+    "config",
+]
+
+MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "config.middleware.PrimaryPinMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ApiErrorMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------------
+_SQLITE_OPTIONS = {
+    # WAL and IMMEDIATE transactions let the web server, worker and beat share one file.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+
+def _database(url: str, name: str) -> dict:
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60))
+    except Exception as exc:  # dj-database-url raises several types for a bad URL
+        raise ImproperlyConfigured(f"{name}={url!r} is not a database URL: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+        config["CONN_MAX_AGE"] = 0
+    return config
+
+
+_default_db_url = env.str("DATABASE_URL", aliases=("DB_POSTGRESQL_WRITE_DSN",))
+DATABASES = {
+    "default": _database(_default_db_url or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", "DATABASE_URL"),
+}
+_replica_url = env.str("DATABASE_REPLICA_URL", aliases=("DB_POSTGRESQL_READ1_DSN",))
+if _replica_url:
+    DATABASES["replica"] = _database(_replica_url, "DATABASE_REPLICA_URL")
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.db_router.PrimaryReplicaRouter"]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, i18n, static ----------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Media storage ---------------------------------------------------------------------
+_r2_configured = bool(env.str("R2_ENDPOINT_URL") and env.str("R2_ACCESS_KEY_ID"))
+MEDIA_STORAGE_BACKEND = env.choice("MEDIA_STORAGE_BACKEND", ("local", "s3"), "s3" if _r2_configured else "local")
+MEDIA_S3_BUCKET = env.str("MEDIA_S3_BUCKET", aliases=("R2_BUCKET_NAME", "R2_BUCKET"))
+MEDIA_S3_REGION = env.str("MEDIA_S3_REGION", "us-east-1", aliases=("R2_REGION",))
+MEDIA_S3_ENDPOINT = env.str("MEDIA_S3_ENDPOINT", aliases=("R2_ENDPOINT_URL",))
+MEDIA_S3_ACCESS_KEY_ID = env.str("MEDIA_S3_ACCESS_KEY_ID", aliases=("R2_ACCESS_KEY_ID",))
+MEDIA_S3_SECRET_ACCESS_KEY = env.str("MEDIA_S3_SECRET_ACCESS_KEY", aliases=("R2_SECRET_ACCESS_KEY",))
+MEDIA_S3_USE_PATH_STYLE = env.bool("MEDIA_S3_USE_PATH_STYLE", False)
+MEDIA_S3_PUBLIC_ENDPOINT = env.str("MEDIA_S3_PUBLIC_ENDPOINT", aliases=("R2_PUBLIC_URL",)).rstrip("/")
+MEDIA_S3_PRESIGN_TTL = env.duration("MEDIA_S3_PRESIGN_TTL", "168h")
+MEDIA_LOCAL_STORAGE_PATH = Path(env.str("MEDIA_LOCAL_STORAGE_PATH", str(VAR_DIR / "media"))).resolve()
+MEDIA_LOCAL_STORAGE_BASE_URL = env.str("MEDIA_LOCAL_STORAGE_BASE_URL", "http://127.0.0.1:8000/files").rstrip("/")
+MEDIA_PROXY_DOWNLOAD = env.bool("MEDIA_PROXY_DOWNLOAD", False)
+MEDIA_ENCRYPTION = env.choice("MEDIA_ENCRYPTION", ("none", "app", "sse"), "none")
+MEDIA_MASTER_KEYS = env.str("MEDIA_MASTER_KEYS")
+
+if MEDIA_STORAGE_BACKEND == "s3" and not MEDIA_S3_BUCKET:
+    raise ImproperlyConfigured("MEDIA_S3_BUCKET must be set when MEDIA_STORAGE_BACKEND=s3.")
+if MEDIA_ENCRYPTION == "sse" and MEDIA_STORAGE_BACKEND != "s3":
+    raise ImproperlyConfigured("MEDIA_ENCRYPTION=sse needs MEDIA_STORAGE_BACKEND=s3.")
+
+
+def _media_storage() -> dict:
+    if MEDIA_STORAGE_BACKEND == "local":
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(MEDIA_LOCAL_STORAGE_PATH), "base_url": MEDIA_LOCAL_STORAGE_BASE_URL + "/"},
+        }
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": s3_storage_options(
+            bucket=MEDIA_S3_BUCKET, region=MEDIA_S3_REGION, endpoint=MEDIA_S3_ENDPOINT,
+            access_key=MEDIA_S3_ACCESS_KEY_ID, secret_key=MEDIA_S3_SECRET_ACCESS_KEY,
+            path_style=MEDIA_S3_USE_PATH_STYLE, presign_ttl=int(MEDIA_S3_PRESIGN_TTL),
+        ),
+    }
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(VAR_DIR / "default-storage")}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "media": _media_storage(),
+}
+
+# --- Media limits and behaviour ---------------------------------------------------------
+MEDIA_MAX_BYTES = env.bytes("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
+MEDIA_RETENTION_DAYS = env.int("MEDIA_RETENTION_DAYS", 30, minimum=1)
+MEDIA_REMOTE_FETCH_TIMEOUT = env.duration("MEDIA_REMOTE_FETCH_TIMEOUT", "15s")
+MEDIA_REMOTE_FETCH_ALLOW_NETWORKS = env.list("MEDIA_REMOTE_FETCH_ALLOW_NETWORKS")
+MEDIA_ID_PREFIX = env.str("MEDIA_ID_PREFIX", "med_")
+MEDIA_DEDUP_SCOPE = env.choice("MEDIA_DEDUP_SCOPE", ("owner", "organization", "off"), "owner")
+MEDIA_UPLOAD_TTL = env.duration("MEDIA_UPLOAD_TTL", "1h")
+MEDIA_SOURCE_DELETE_DELAY = env.duration("MEDIA_SOURCE_DELETE_DELAY", "1h")
+MEDIA_PURGE_GRACE = env.duration("MEDIA_PURGE_GRACE", "0")
+
+# --- Celery ----------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_BROKER_DIR = VAR_DIR / "celery"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Beat's schedule: each entry's interval is overridable as MEDIASTORE_SCHEDULE_<NAME> (a duration).
+_SCHEDULE_DEFAULTS = {
+    "heartbeat": ("media_app.tasks.heartbeat", "60s"),
+}
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": task, "schedule": env.duration(f"MEDIASTORE_SCHEDULE_{name.upper()}", default)}
+    for name, (task, default) in _SCHEDULE_DEFAULTS.items()
+}
+
+# --- API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+API_KEY_LAST_USED_RESOLUTION = 60  # seconds; avoids a write on every request
+
+# --- Logging ---------------------------------------------------------------------------
+LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import path
+
+from config import health
+from storage_app import views as storage_views
+
+handler400 = "config.exception_handler.handler400"
+handler403 = "config.exception_handler.handler403"
+handler404 = "config.exception_handler.handler404"
+handler500 = "config.exception_handler.handler500"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("files/<path:key>", storage_views.signed_file, name="signed-file"),
+    path("admin/", admin.site.urls),
+]

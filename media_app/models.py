@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class MediaFile(models.Model):
+    """Every stored file. State changes only through `media_app.services`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        DELETED = "deleted"
+        PURGED = "purged"
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        VIDEO = "video"
+        AUDIO = "audio"
+        DOCUMENT = "document"
+        OTHER = "other"
+
+    class Category(models.TextChoices):
+        GENERAL = "general"
+        DATA_SOURCE = "data_source"
+        PROFILE_IMAGE = "profile_image"
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private"
+        PUBLIC = "public"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload"
+        REMOTE_URL = "remote_url"
+        DATA_URL = "data_url"
+        GENERATED = "generated"
+        INGESTED = "ingested"
+
+    class Encryption(models.TextChoices):
+        NONE = "none"
+        APP = "app"
+        SSE = "sse"
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="media_files")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="media_files")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    storage_key = models.CharField(max_length=1024, unique=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    mime = models.CharField(max_length=127, blank=True)
+    bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    media_kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.OTHER)
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.GENERAL)
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.UPLOAD)
+    source_url = models.TextField(blank=True, default="")
+    # The compute/ key an ingested file came from: ingesting it again answers this file.
+    source_key = models.CharField(max_length=1024, blank=True, default="", db_index=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    provider = models.CharField(max_length=100, blank=True, default="")
+    prompt = models.TextField(blank=True, default="")
+    generation = models.JSONField(default=dict, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    encryption = models.CharField(max_length=5, choices=Encryption.choices, default=Encryption.NONE)
+    encryption_key_id = models.CharField(max_length=64, blank=True, default="")
+    # A presigned upload of known content becomes an alias; its bytes are the original's.
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="aliases")
+    # Pending uploads: what the client declared and what the quota holds for it.
+    declared_mime = models.CharField(max_length=127, blank=True, default="")
+    reserved_bytes = models.BigIntegerField(default=0)
+    upload_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    retain_until = models.DateTimeField(null=True, blank=True)
+    # Lifecycle bookkeeping: the last storage error and how often a job tried this row.
+    storage_error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    object_missing_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "owner", "status", "created_at", "id"], name="media_list_idx"),
+            models.Index(fields=["owner", "sha256"], name="media_owner_sha_idx"),
+            models.Index(fields=["organization", "sha256"], name="media_org_sha_idx"),
+            models.Index(fields=["status", "retain_until"], name="media_retention_idx"),
+            models.Index(fields=["status", "deleted_at"], name="media_purge_idx"),
+            models.Index(fields=["status", "upload_expires_at"], name="media_pending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def object_key(self) -> str:
+        """Where the bytes are: an alias reads its original's object."""
+        return self.duplicate_of.storage_key if self.duplicate_of_id else self.storage_key
+
+    @property
+    def dimensions(self) -> str | None:
+        return f"{self.width}x{self.height}" if self.width and self.height else None
+
+
+class SourceCleanup(models.Model):
+    """A compute/ object adopted by ingest, deleted by the cleanup job after its delay."""
+
+    storage_key = models.CharField(max_length=1024, unique=True)
+    media_file = models.ForeignKey(MediaFile, null=True, blank=True, on_delete=models.SET_NULL)
+    delete_after = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["done_at", "delete_after"], name="cleanup_due_idx")]
+
+    def __str__(self) -> str:
+        return self.storage_key
+
+
+class JobRun(models.Model):
+    """Last run of each background job, for operators and /readyz-style checks."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(default=dict, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name

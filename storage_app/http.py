@@ -1,0 +1,98 @@
+"""Serving stored bytes over HTTP: ranges, ETags, and safe headers for user content."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils.http import quote_etag
+
+from storage_app.backends import MediaStore
+from storage_app.sniff import is_inline_safe
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """What a response needs to know about the object it serves."""
+
+    key: str
+    size: int  # plaintext bytes
+    mime: str
+    etag: str = ""  # unquoted; sha256 for rows
+    encrypted: bool | None = False
+    filename: str = ""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """(start, end) for one satisfiable range, None to send everything, "unsatisfiable" else.
+
+    Multi-range requests are answered with the whole body, as RFC 9110 allows.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, end
+
+
+def serve_object(request: HttpRequest, store: MediaStore, obj: ObjectView, *, head: bool = False) -> HttpResponse:
+    """Stream `obj` with Range, ETag/If-None-Match and headers that keep user content inert."""
+    etag = quote_etag(obj.etag) if obj.etag else ""
+    if etag and etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        response = HttpResponse(status=304)
+        response["ETag"] = etag
+        return response
+    wanted = parse_range(request.headers.get("Range"), obj.size)
+    if wanted == "unsatisfiable":
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{obj.size}"
+        return response
+    start, end = wanted if wanted else (0, obj.size - 1)
+    if head or obj.size == 0:
+        response = HttpResponse(status=206 if wanted else 200)
+    else:
+        chunks = store.open_range(obj.key, start, end, encrypted=obj.encrypted, plain_size=obj.size)
+        response = StreamingHttpResponse(chunks, status=206 if wanted else 200)
+    response["Content-Length"] = str(end - start + 1 if obj.size else 0)
+    if wanted:
+        response["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
+    apply_content_headers(response, obj, etag)
+    return response
+
+
+def apply_content_headers(response: HttpResponse, obj: ObjectView, etag: str = "") -> None:
+    response["Content-Type"] = obj.mime or "application/octet-stream"
+    response["Accept-Ranges"] = "bytes"
+    response["X-Content-Type-Options"] = "nosniff"
+    if etag:
+        response["ETag"] = etag
+    if is_inline_safe(obj.mime):
+        response["Content-Disposition"] = _disposition("inline", obj.filename)
+    else:
+        # SVG, HTML, XML and anything else that a browser could run: download, sandboxed.
+        response["Content-Disposition"] = _disposition("attachment", obj.filename)
+        response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+
+
+def _disposition(kind: str, filename: str) -> str:
+    if not filename:
+        return kind
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "") or "file"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

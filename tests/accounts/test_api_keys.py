@@ -1,0 +1,109 @@
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import path
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey, Organization
+from accounts.principal import principal_for
+from accounts.services import api_key_revoke
+
+
+@api_view(["GET"])
+def whoami(request):
+    principal = principal_for(request)
+    return Response({"user": request.user.username, "org": principal.organization.slug,
+                     "service": principal.is_service, "role": principal.role})
+
+
+urlpatterns = [path("api/test/whoami", whoami)]
+
+
+@pytest.fixture(autouse=True)
+def urls(settings):
+    settings.ROOT_URLCONF = __name__
+
+
+def test_a_bearer_key_acts_as_its_user(alice):
+    response = alice.client.get("/api/test/whoami")
+    assert response.status_code == 200
+    assert response.json() == {"user": "alice", "org": "acme", "service": False, "role": "owner"}
+
+
+def test_x_api_key_works_too(alice):
+    response = APIClient().get("/api/test/whoami", HTTP_X_API_KEY=alice.key)
+    assert response.json()["user"] == "alice"
+
+
+def test_a_service_key_is_marked_as_service(acme_service):
+    assert acme_service.client.get("/api/test/whoami").json()["service"] is True
+
+
+def _assert_401(response, code):
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == code
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_it_rejects_no_credentials(anon, db):
+    _assert_401(anon.get("/api/test/whoami"), "not_authenticated")
+
+
+def test_it_rejects_an_unknown_key(db):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer msk_deadbeef_notarealsecretatall")
+    _assert_401(client.get("/api/test/whoami"), "invalid_api_key")
+
+
+def test_it_rejects_a_right_prefix_with_a_wrong_secret(alice):
+    prefix = alice.key.rsplit("_", 1)[0]
+    _assert_401(APIClient().get("/api/test/whoami", HTTP_X_API_KEY=f"{prefix}_wrong"), "invalid_api_key")
+
+
+def test_it_rejects_a_revoked_key(alice):
+    api_key_revoke(api_key=ApiKey.objects.get(user=alice.user))
+    _assert_401(alice.client.get("/api/test/whoami"), "revoked_api_key")
+
+
+@pytest.mark.parametrize("header", ["Basic YWxpY2U6cHc=", "Bearer", "Bearer a b", "msk_x"])
+def test_it_rejects_malformed_headers(header, db):
+    _assert_401(APIClient().get("/api/test/whoami", HTTP_AUTHORIZATION=header), "malformed_credentials")
+
+
+def test_keys_are_stored_as_hashes_only(alice):
+    stored = ApiKey.objects.get(user=alice.user)
+    assert alice.key.startswith(stored.prefix)
+    assert alice.key not in (stored.secret_hash, stored.prefix)
+    assert len(stored.secret_hash) == 64
+
+
+def test_use_is_recorded(alice):
+    alice.client.get("/api/test/whoami")
+    assert ApiKey.objects.get(user=alice.user).last_used_at is not None
+
+
+@pytest.mark.django_db
+def test_create_api_key_creates_what_is_missing_and_prints_only_the_key():
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_key", "--org", "initech", "--user", "peter", "--plan", "individual",
+                 stdout=out, stderr=err)
+    secret = out.getvalue().strip()
+    assert "\n" not in secret and secret.startswith("msk_")
+    org = Organization.objects.get(slug="initech")
+    assert org.plan.slug == "individual" and org.kind == "individual"
+    assert org.quota.used_bytes == 0
+    response = APIClient().get("/api/test/whoami", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.json() == {"user": "peter", "org": "initech", "service": False, "role": "owner"}
+
+
+@pytest.mark.django_db
+def test_create_api_key_reuses_existing_rows_and_makes_service_keys(alice):
+    out = io.StringIO()
+    call_command("create_api_key", "--org", "acme", "--user", "alice", "--service", stdout=out,
+                 stderr=io.StringIO())
+    assert Organization.objects.filter(slug="acme").count() == 1
+    response = APIClient().get("/api/test/whoami", HTTP_X_API_KEY=out.getvalue().strip())
+    assert response.json()["service"] is True and response.json()["role"] == "owner"

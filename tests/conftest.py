@@ -1,0 +1,210 @@
+"""Shared fixtures: isolated storage on both backends, a real moto S3 server, the cast.
+
+The cast (healthchecks-style): alice owns `acme`, bob is a member of `acme`, carol is an
+admin of `acme`, charlie owns `globex`; `acme_service` is a service key of acme.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_BACKEND = os.environ.get("MEDIASTORE_TEST_BACKEND", "local")
+
+
+# -- services that must exist in CI ------------------------------------------------------
+def _missing(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI (CI=true) but is not available.")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture
+def requires_postgres(db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        _missing("PostgreSQL (set DATABASE_URL=postgres://...)")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        _missing("Redis (set REDIS_URL)")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means unavailable
+        _missing(f"Redis at {url} ({exc})")
+    return url
+
+
+# -- S3 through moto's server mode (real HTTP, real boto3) --------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    port = _free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("moto server did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def s3_storage_settings(endpoint: str, bucket: str) -> dict:
+    from config.s3 import s3_storage_options
+
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_storage_options(
+        bucket=bucket, region="us-east-1", endpoint=endpoint, access_key="test", secret_key="test",
+        path_style=True, presign_ttl=3600)}
+
+
+def make_bucket(endpoint: str) -> str:
+    import boto3
+
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
+    return bucket
+
+
+def use_local(settings, tmp_path) -> None:
+    root = tmp_path / "media"
+    settings.MEDIA_STORAGE_BACKEND = "local"
+    settings.MEDIA_LOCAL_STORAGE_PATH = root
+    settings.STORAGES = {**settings.STORAGES, "media": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(root), "base_url": settings.MEDIA_LOCAL_STORAGE_BASE_URL + "/"},
+    }}
+
+
+def use_s3(settings, endpoint: str) -> str:
+    bucket = make_bucket(endpoint)
+    settings.MEDIA_STORAGE_BACKEND = "s3"
+    settings.MEDIA_S3_BUCKET = bucket
+    settings.MEDIA_S3_ENDPOINT = endpoint
+    settings.STORAGES = {**settings.STORAGES, "media": s3_storage_settings(endpoint, bucket)}
+    return bucket
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(request, settings, tmp_path):
+    """Every test gets its own storage: a temp folder, or a fresh bucket when
+    MEDIASTORE_TEST_BACKEND=s3 (CI runs the API suite that way too)."""
+    settings.MEDIA_LOCAL_STORAGE_BASE_URL = "http://testserver/files"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    if TEST_BACKEND == "s3":
+        use_s3(settings, request.getfixturevalue("moto_endpoint"))
+    else:
+        use_local(settings, tmp_path)
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request, settings, tmp_path) -> str:
+    """Runs a test once per backend."""
+    if request.param == "s3":
+        use_s3(settings, request.getfixturevalue("moto_endpoint"))
+    else:
+        use_local(settings, tmp_path)
+    return request.param
+
+
+@pytest.fixture
+def store(backend):
+    from storage_app.backends import get_store
+
+    return get_store()
+
+
+# -- the cast ----------------------------------------------------------------------------
+@dataclass
+class Actor:
+    user: object
+    organization: object
+    key: str
+    client: APIClient
+
+
+def _actor(username: str, org, role: str, *, service: bool = False) -> Actor:
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import ApiKey
+    from accounts.services import api_key_create, membership_add
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    membership_add(organization=org, user=user, role=role)
+    kind = ApiKey.Kind.SERVICE if service else ApiKey.Kind.USER
+    secret = api_key_create(organization=org, user=user, kind=kind).secret
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return Actor(user=user, organization=org, key=secret, client=client)
+
+
+@pytest.fixture
+def acme(db):
+    from accounts.services import organization_create
+
+    return organization_create(name="Acme", slug="acme", plan_slug="organization")
+
+
+@pytest.fixture
+def globex(db):
+    from accounts.services import organization_create
+
+    return organization_create(name="Globex", slug="globex", plan_slug="organization")
+
+
+@pytest.fixture
+def alice(acme) -> Actor:
+    return _actor("alice", acme, "owner")
+
+
+@pytest.fixture
+def bob(acme) -> Actor:
+    return _actor("bob", acme, "member")
+
+
+@pytest.fixture
+def carol(acme) -> Actor:
+    return _actor("carol", acme, "admin")
+
+
+@pytest.fixture
+def charlie(globex) -> Actor:
+    return _actor("charlie", globex, "owner")
+
+
+@pytest.fixture
+def acme_service(acme, alice) -> Actor:
+    return _actor("acme-bot", acme, "member", service=True)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
