@@ -36,6 +36,7 @@ from storage_app.sniff import SNIFF_BYTES, Sniffed, sniff
 logger = logging.getLogger("mediastore.storage")
 
 READ_BLOCK = 1024 * 1024
+KEEP_HEAD = 64 * 1024  # plaintext kept from a write, enough for image headers
 WRITE_BLOCK = 1024 * 1024
 TMP_DIR = ".tmp"  # local temp files; a leading-dot segment can never be a valid key
 
@@ -48,6 +49,7 @@ class SavedObject:
     sniffed: Sniffed
     encryption: str  # none | app | sse
     key_id: str = ""
+    head: bytes = b""  # the first KEEP_HEAD plaintext bytes, for dimensions
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class HashingReader:
     max_bytes: int
     head: bytes = b""
     size: int = 0
+    kept: bytes = b""
     _hash: "hashlib._Hash" = field(default_factory=hashlib.sha256)
 
     def __post_init__(self) -> None:
@@ -89,6 +92,8 @@ class HashingReader:
         if self.size > self.max_bytes:
             raise TooLarge(f"File size exceeds the maximum of {self.max_bytes} bytes.", param="file")
         self._hash.update(data)
+        if len(self.kept) < KEEP_HEAD:
+            self.kept += data[:KEEP_HEAD - len(self.kept)]
 
     def read(self, n: int = -1) -> bytes:
         """Exactly `n` bytes unless the source ends: boto3 takes a short read for EOF."""
@@ -135,18 +140,22 @@ class MediaStore(ABC):
             raise ValueError("MEDIA_ENCRYPTION=app needs MEDIA_MASTER_KEYS")
 
     # -- writing ----------------------------------------------------------------------
-    def save_stream(self, key: str, source: BinaryIO, *, max_bytes: int,
+    def save_stream(self, key: str | Callable[[Sniffed], str], source: BinaryIO, *, max_bytes: int,
                     check: Callable[[Sniffed], None] | None = None) -> SavedObject:
         """Store `source` under `key` in one pass; nothing is left behind on failure.
 
         `check` sees the sniffed type before the first byte is written and may raise
-        (type not allowed here), so refused content never reaches the backend.
+        (type not allowed here), so refused content never reaches the backend. `key` may
+        be a function of the sniffed type (the extension of a new key comes from content).
         """
-        validate_key(key)
+        if isinstance(key, str):
+            validate_key(key)
         head = read_head(source)
         sniffed = sniff(head)
         if check is not None:
             check(sniffed)
+        if not isinstance(key, str):
+            key = validate_key(key(sniffed))
         reader = HashingReader(source, max_bytes, head)
         stream: BinaryIO = reader
         key_id = ""
@@ -159,7 +168,7 @@ class MediaStore(ABC):
             self._discard(key)
             raise
         return SavedObject(key=key, size=reader.size, sha256=reader.sha256, sniffed=sniffed,
-                           encryption=self.encryption, key_id=key_id)
+                           encryption=self.encryption, key_id=key_id, head=reader.kept)
 
     @abstractmethod
     def _write(self, key: str, stream: BinaryIO, *, content_type: str) -> None: ...

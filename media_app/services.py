@@ -1,0 +1,341 @@
+"""Every state change of a MediaFile: store, prepare/complete a presigned upload, delete.
+
+The order of operations is what keeps storage, rows and quota in step:
+1. a `pending` row and its quota reservation commit together, before any byte is written;
+2. bytes go to storage outside any transaction;
+3. activation (status, size, hash) and the quota charge commit together.
+A failure at 2 or 3 deletes the object, the pending row and the reservation; a crash
+between steps leaves a pending row that the abandoned-uploads job cleans up.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from config.errors import (
+    Conflict, InvalidRequest, QuotaExceeded, ServiceError, TooLarge, UnsupportedMediaType,
+)
+from media_app.ids import media_id_new
+from media_app.imaging import image_dimensions
+from media_app.models import MediaFile
+from quotas.services import (
+    quota_available, quota_charge, quota_release, quota_release_reservation, quota_reserve,
+)
+from storage_app import crypto
+from storage_app.backends import KEEP_HEAD, MediaStore, SavedObject, get_store
+from storage_app.categories import Category, category_check, effective_max_bytes, get_category
+from storage_app.keys import build_user_key
+from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_conflicts, sniff
+
+logger = logging.getLogger("mediastore.media")
+
+
+class UploadIncomplete(Conflict):
+    code = "upload_incomplete"
+    message = "The file has not been uploaded yet."
+
+
+class EmptyFile(InvalidRequest):
+    code = "empty_file"
+    message = "The file is empty."
+
+
+@dataclass(frozen=True)
+class Provenance:
+    model: str = ""
+    provider: str = ""
+    prompt: str = ""
+    generation: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    media: MediaFile
+    deduped: bool
+
+
+@dataclass(frozen=True)
+class PreparedUpload:
+    media: MediaFile
+    url: str
+    method: str
+    headers: dict[str, str]
+    post_url: str
+    post_fields: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """What a caller says about a new file, on every way in."""
+
+    original_name: str = ""
+    category: str | None = None
+    visibility: str = MediaFile.Visibility.PRIVATE
+    source: str = MediaFile.Source.UPLOAD
+    source_url: str = ""
+    source_key: str = ""
+    declared_mime: str = ""
+    provenance: Provenance = field(default_factory=Provenance)
+
+
+# -- limits -------------------------------------------------------------------------------
+def upload_limit(*, organization: Organization, category: Category) -> int:
+    """The per-file limit: deployment cap, the plan's, and the category's, whichever is lowest."""
+    plan_max = min(organization.plan.max_file_bytes, settings.MEDIA_MAX_BYTES)
+    return effective_max_bytes(category, plan_max)
+
+
+def retention_until(*, organization: Organization, now: datetime | None = None) -> datetime | None:
+    days = organization.retention_days_effective()
+    return (now or timezone.now()) + timedelta(days=days)
+
+
+def check_declared_size(*, organization: Organization, category: Category, declared: int | None) -> int:
+    """Refuse before reading a body that is already known to be too big; the limit otherwise."""
+    limit = upload_limit(organization=organization, category=category)
+    if declared is not None and declared > limit:
+        raise TooLarge(f"File size {declared} exceeds the maximum of {limit} bytes.", param="file")
+    if declared is not None and declared > quota_available(organization=organization):
+        raise QuotaExceeded(param="file")
+    return limit
+
+
+def _check_plan_category(organization: Organization, category: Category) -> None:
+    allowed = organization.plan.allowed_categories
+    if allowed and category.name not in allowed:
+        raise InvalidRequest(f"The plan does not allow the category {category.name!r}.",
+                             code="category_not_allowed", param="category")
+
+
+# -- storing bytes ------------------------------------------------------------------------
+def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  # noqa: ANN001
+                       options: FileOptions, declared_size: int | None = None) -> StoreResult:
+    """Store a stream as a new active file (or answer the owner's existing copy)."""
+    category = get_category(options.category)
+    _check_plan_category(organization, category)
+    limit = check_declared_size(organization=organization, category=category, declared=declared_size)
+    reserved = declared_size if declared_size is not None else limit
+    state: dict[str, MediaFile] = {}
+
+    def check(sniffed: Sniffed) -> None:
+        category_check(category, sniffed)
+        if declared_conflicts(options.declared_mime, sniffed):
+            raise UnsupportedMediaType(f"The content is {sniffed.mime}, not {options.declared_mime}.",
+                                       code="content_type_mismatch", param="file")
+
+    def key_for(sniffed: Sniffed) -> str:
+        state["media"] = _pending_create(organization=organization, owner=owner, options=options,
+                                         category=category, ext=sniffed.ext, reserved=reserved)
+        return state["media"].storage_key
+
+    store = get_store()
+    try:
+        saved = _save(store, key_for, source, limit=limit, reserved=reserved, check=check)
+    except BaseException:
+        if "media" in state:
+            _abandon(store, state["media"], delete_object=False)  # save_stream removed the object
+        raise
+    return _activate_saved(store, state["media"], saved, organization=organization, owner=owner)
+
+
+def _save(store: MediaStore, key_for, source: BinaryIO, *, limit: int, reserved: int, check) -> SavedObject:  # noqa: ANN001
+    """Write, reporting a stream that outgrew its reservation (not the file limit) as over quota."""
+    try:
+        saved = store.save_stream(key_for, source, max_bytes=min(limit, reserved), check=check)
+    except TooLarge:
+        if reserved < limit:
+            raise QuotaExceeded(param="file") from None
+        raise
+    if saved.size == 0:
+        store.delete(saved.key)
+        raise EmptyFile(param="file")
+    return saved
+
+
+def _pending_create(*, organization: Organization, owner, options: FileOptions, category: Category,  # noqa: ANN001
+                    ext: str | None, reserved: int) -> MediaFile:
+    """The pending row and its reservation, committed together before any byte is written."""
+    now = timezone.now()
+    key = build_user_key(org_id=organization.pk, user_id=owner.pk, original_name=options.original_name or "file",
+                         ext=ext, now=now)
+    with transaction.atomic():
+        quota_reserve(organization=organization, n=reserved)
+        return MediaFile.objects.create(
+            id=media_id_new(), organization=organization, owner=owner, status=MediaFile.Status.PENDING,
+            storage_key=key, original_name=(options.original_name or "")[:255], category=category.name,
+            visibility=options.visibility, source=options.source, source_url=options.source_url,
+            source_key=options.source_key, declared_mime=options.declared_mime or "",
+            model=options.provenance.model, provider=options.provenance.provider,
+            prompt=options.provenance.prompt, generation=options.provenance.generation or {},
+            reserved_bytes=reserved, upload_expires_at=now + timedelta(seconds=settings.MEDIA_UPLOAD_TTL),
+        )
+
+
+def _activate_saved(store: MediaStore, media: MediaFile, saved: SavedObject, *, organization: Organization,
+                    owner) -> StoreResult:  # noqa: ANN001
+    try:
+        duplicate = _find_duplicate(organization=organization, owner=owner, sha256=saved.sha256, exclude=media.pk)
+        if duplicate is not None:
+            _abandon(store, media)
+            return StoreResult(media=duplicate, deduped=True)
+        width, height = _dimensions(saved.head, saved.sniffed, saved.size)
+        facts = _facts(saved.size, saved.sha256, saved.sniffed, width, height, saved.encryption, saved.key_id)
+        return StoreResult(media=_activate(media, organization=organization, facts=facts), deduped=False)
+    except BaseException:
+        _abandon(store, media)
+        raise
+
+
+def _dimensions(head: bytes, sniffed: Sniffed, size: int) -> tuple[int | None, int | None]:
+    dims = image_dimensions(head, sniffed.mime, complete=size <= len(head))
+    return dims if dims else (None, None)
+
+
+def _facts(size: int, sha256: str, sniffed: Sniffed, width, height, encryption: str, key_id: str) -> dict:  # noqa: ANN001
+    return {"bytes": size, "sha256": sha256, "mime": sniffed.mime, "media_kind": sniffed.kind,
+            "width": width, "height": height, "encryption": encryption, "encryption_key_id": key_id}
+
+
+def _activate(media: MediaFile, *, organization: Organization, facts: dict,
+              duplicate_of: MediaFile | None = None) -> MediaFile:
+    """Pending -> active and the quota charge, together; only one caller can win the claim."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
+            status=MediaFile.Status.ACTIVE, completed_at=now, reserved_bytes=0, upload_expires_at=None,
+            retain_until=retention_until(organization=organization, now=now), duplicate_of=duplicate_of, **facts)
+        if claimed:
+            quota_charge(organization=organization, reserved=media.reserved_bytes, size=facts["bytes"])
+    media.refresh_from_db()
+    if not claimed and media.status != MediaFile.Status.ACTIVE:
+        raise Conflict("The upload is no longer pending.", code="upload_not_pending")
+    return media
+
+
+def _abandon(store: MediaStore, media: MediaFile, *, delete_object: bool = True) -> None:
+    """Undo a pending file: its object, its row, its reservation. Safe to call twice."""
+    if delete_object:
+        try:
+            store.delete(media.storage_key)
+        except ServiceError:
+            logger.warning("could not delete abandoned object %s; the cleanup job will", media.storage_key)
+            return  # keep the pending row so expire_uploads retries the object
+    with transaction.atomic():
+        removed, _ = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).delete()
+        if removed:
+            quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
+
+
+def _find_duplicate(*, organization: Organization, owner, sha256: str, exclude: str) -> MediaFile | None:  # noqa: ANN001
+    scope = settings.MEDIA_DEDUP_SCOPE
+    if scope == "off":
+        return None
+    rows = MediaFile.objects.filter(organization=organization, sha256=sha256, status=MediaFile.Status.ACTIVE,
+                                    duplicate_of__isnull=True).exclude(pk=exclude)
+    if scope == "owner":
+        rows = rows.filter(owner=owner)
+    return rows.order_by("created_at").first()
+
+
+# -- presigned uploads --------------------------------------------------------------------
+def media_upload_prepare(*, organization: Organization, owner, options: FileOptions,  # noqa: ANN001
+                         declared_size: int | None = None) -> PreparedUpload:
+    """A pending file with its quota reserved, and URLs a client can upload to directly."""
+    content_type = options.declared_mime or "application/octet-stream"
+    category = get_category(options.category)
+    _check_plan_category(organization, category)
+    limit = check_declared_size(organization=organization, category=category, declared=declared_size)
+    reserved = declared_size if declared_size is not None else limit
+    ext = (mimetypes.guess_extension(content_type) or "").lstrip(".") or None
+    media = _pending_create(organization=organization, owner=owner, options=options, category=category,
+                            ext={"jpe": "jpg", "jpeg": "jpg"}.get(ext, ext), reserved=reserved)
+    upload = get_store().signed_upload(media.storage_key, content_type=content_type, max_bytes=reserved,
+                                       ttl=settings.MEDIA_UPLOAD_TTL)
+    return PreparedUpload(media=media, url=upload.url, method=upload.method, headers=upload.headers,
+                          post_url=upload.post_url, post_fields=upload.post_fields, expires_at=upload.expires_at)
+
+
+def media_upload_complete(*, media: MediaFile) -> MediaFile:
+    """Check, measure and activate an uploaded object; idempotent."""
+    if media.status == MediaFile.Status.ACTIVE:
+        return media
+    if media.status != MediaFile.Status.PENDING:
+        raise Conflict("This upload was cancelled or deleted.", code="upload_not_pending")
+    store = get_store()
+    if not store.exists(media.storage_key):
+        raise UploadIncomplete()
+    return _complete(store, media)
+
+
+def _complete(store: MediaStore, media: MediaFile) -> MediaFile:
+    encrypted = store.looks_encrypted(media.storage_key)
+    size = store.plain_size(media.storage_key, encrypted=encrypted)
+    try:
+        if size > media.reserved_bytes:
+            raise TooLarge(f"The uploaded file has {size} bytes, more than the {media.reserved_bytes} reserved.",
+                           param="file")
+        if size == 0:
+            raise EmptyFile(param="file")
+        sha256, head = _hash_object(store, media.storage_key, encrypted=encrypted, size=size)
+        sniffed = sniff(head[:SNIFF_BYTES])
+        category_check(get_category(media.category), sniffed)
+        if declared_conflicts(media.declared_mime, sniffed):
+            raise UnsupportedMediaType(f"The content is {sniffed.mime}, not {media.declared_mime}.",
+                                       code="content_type_mismatch", param="file")
+        width, height = _dimensions(head, sniffed, size)
+    except ServiceError:
+        _abandon(store, media)
+        raise
+    encryption, key_id = _encryption_of(store, media.storage_key, encrypted)
+    facts = _facts(size, sha256, sniffed, width, height, encryption, key_id)
+    duplicate = _find_duplicate(organization=media.organization, owner=media.owner, sha256=sha256, exclude=media.pk)
+    try:
+        activated = _activate(media, organization=media.organization, facts=facts, duplicate_of=duplicate)
+    except QuotaExceeded:
+        _abandon(store, media)
+        raise
+    if duplicate is not None and activated.duplicate_of_id == duplicate.pk:
+        store.delete(media.storage_key)  # the alias reads the original's object
+    return activated
+
+
+def _hash_object(store: MediaStore, key: str, *, encrypted: bool, size: int) -> tuple[str, bytes]:
+    digest, head = hashlib.sha256(), b""
+    for chunk in store.open_range(key, encrypted=encrypted, plain_size=size):
+        digest.update(chunk)
+        if len(head) < KEEP_HEAD:
+            head += chunk[:KEEP_HEAD - len(head)]
+    return digest.hexdigest(), head
+
+
+def _encryption_of(store: MediaStore, key: str, encrypted: bool) -> tuple[str, str]:
+    if encrypted:
+        header = b"".join(store.open_range(key, 0, crypto.HEADER_SIZE - 1, encrypted=False))
+        return MediaFile.Encryption.APP, crypto.read_header_key_id(header)
+    return (MediaFile.Encryption.SSE if store.encryption == "sse" else MediaFile.Encryption.NONE), ""
+
+
+# -- changes ------------------------------------------------------------------------------
+def media_delete(*, media: MediaFile) -> MediaFile:
+    """Hide a file at once and give back its quota; the purge job removes the object."""
+    now = timezone.now()
+    with transaction.atomic():
+        if MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.ACTIVE).update(
+                status=MediaFile.Status.DELETED, deleted_at=now):
+            quota_release(organization=media.organization, size=media.bytes)
+        elif MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
+                status=MediaFile.Status.DELETED, deleted_at=now, reserved_bytes=0):
+            quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
+    media.refresh_from_db()
+    return media
+
