@@ -27,7 +27,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from config.errors import InvalidRequest, ServiceError
-from storage_app.sniff import normalize_mime
+from storage_app.sniff import SNIFF_BYTES, normalize_mime
 
 __all__ = [
     "MAX_IMAGE_PIXELS", "HEADER_BYTES", "RASTER_MIMES", "image_dimensions",
@@ -83,8 +83,8 @@ def image_dimensions(head: bytes | BinaryIO, mime: str | None, *,
 
     `max_pixels` defaults to `MAX_IMAGE_PIXELS`; more pixels than that raises
     `image_too_large`. `complete` says whether bytes `head` is the whole file; by
-    default it is assumed to be when shorter than `HEADER_BYTES` (a stream is always
-    taken as the whole file). A header Pillow rejects raises `invalid_image`, except
+    default it is assumed to be when shorter than `HEADER_BYTES` and not exactly
+    `SNIFF_BYTES` long (a seekable stream is always taken as the whole file). A header Pillow rejects raises `invalid_image`, except
     when bytes `head` is only a prefix and ran out first: then the size read by the
     quick parser (or None) is returned, since the rest of the file may be fine.
     """
@@ -112,7 +112,9 @@ def image_dimensions(head: bytes | BinaryIO, mime: str | None, *,
             stream = None                          # work on what we could read
 
     if complete is None:
-        complete = len(data) < HEADER_BYTES
+        # Shorter than HEADER_BYTES means "the whole file", except for a head of exactly
+        # SNIFF_BYTES: that is the sniffing prefix handed over as is.
+        complete = len(data) < HEADER_BYTES and len(data) != SNIFF_BYTES
 
     if m == SVG_MIME:
         return svg_dimensions(data)

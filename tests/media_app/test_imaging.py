@@ -16,7 +16,7 @@ from media_app import imaging
 from media_app.imaging import (
     HEADER_BYTES, MAX_IMAGE_PIXELS, dimensions_label, image_dimensions, svg_dimensions,
 )
-from storage_app.sniff import sniff
+from storage_app.sniff import SNIFF_BYTES, sniff
 
 
 def raster(fmt: str, size=(321, 123), **kw) -> bytes:
@@ -116,6 +116,14 @@ def test_stream_reaches_header_beyond_head_bytes(no_pixel_decoding):
     with pytest.raises(InvalidRequest) as exc:
         image_dimensions(data[:HEADER_BYTES], "image/jpeg", complete=True)
     assert exc.value.code == "invalid_image"
+
+
+def test_sniff_sized_head_is_a_prefix_not_a_truncated_file():
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 20000
+    data = raster("JPEG", exif=exif.tobytes())
+    assert image_dimensions(data[:SNIFF_BYTES], "image/jpeg") is None
+    assert image_dimensions(data, "image/jpeg") == (321, 123)
 
 
 def test_jpeg_prefix_with_frame_header_but_no_scan():
