@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from config import health
 from storage_app import views as storage_views
@@ -13,5 +13,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("files/<path:key>", storage_views.signed_file, name="signed-file"),
+    path("api/v1/storage/", include("storage_app.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -208,3 +208,14 @@ def acme_service(acme, alice) -> Actor:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def store_keys():
+    """A function listing every key in the configured storage (for 'nothing left behind')."""
+    from storage_app.backends import get_store
+
+    def keys(prefix: str = "") -> list[str]:
+        return sorted(info.key for info in get_store().list(prefix))
+
+    return keys

@@ -1,0 +1,193 @@
+"""The Storage API, `/api/v1/storage` (seeds 001/003): thin views over the services."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.principal import Principal, principal_for
+from config.errors import InvalidRequest, NotFound, PermissionDenied
+from media_app.models import MediaFile
+from media_app.selectors import media_get_by_key, media_visible_to
+from media_app.services import FileOptions, media_delete, media_store_stream, upload_limit
+from quotas.services import quota_get, quota_limit, quota_recalculate
+from storage_app import serializers as s
+from storage_app.backends import get_store
+from storage_app.categories import ALL_CATEGORIES, GENERAL, effective_max_bytes, get_category
+from storage_app.keys import user_prefix, validate_key
+from storage_app.uploads import declared_body_size, limit_uploads
+
+DEFAULT_PRESIGN_SECONDS = 3600
+
+
+def _bucket_name() -> str:
+    return settings.MEDIA_S3_BUCKET if get_store().name == "s3" else "local"
+
+
+def _validated(serializer_class, data) -> dict:  # noqa: ANN001
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class BucketListView(APIView):
+    def get(self, request: Request) -> Response:
+        principal_for(request)
+        store = get_store()
+        return Response({"buckets": [{"name": _bucket_name(), "backend": store.name}]})
+
+
+class BucketObjectsView(APIView):
+    """The real bucket listing, restricted to the caller's own folder."""
+
+    def get(self, request: Request, bucket: str) -> Response:
+        principal = principal_for(request)
+        if bucket != _bucket_name():
+            raise NotFound("No such bucket.", code="bucket_not_found")
+        query = _validated(s.ObjectListQuerySerializer, request.query_params)
+        folder = user_prefix(principal.organization.pk, principal.user.pk)
+        prefix = folder + query["prefix"]
+        if query["prefix"]:
+            validate_key(prefix.rstrip("/") or folder.rstrip("/"), param="prefix")
+        objects = []
+        for info in get_store().list(prefix):
+            objects.append({"key": info.key, "name": info.key[len(folder):], "size": info.size,
+                            "last_modified": info.modified})
+            if len(objects) >= query["limit"]:
+                break
+        return Response({"bucket": bucket, "prefix": prefix, "objects": objects})
+
+
+class FileListView(APIView):
+    def get(self, request: Request) -> Response:
+        principal = principal_for(request)
+        query = _validated(s.FileListQuerySerializer, request.query_params)
+        rows = media_visible_to(principal)
+        if query.get("category"):
+            rows = rows.filter(category=get_category(query["category"]).name)
+        wanted = query.get("user") or "me"
+        if wanted != "me" and not principal.sees_whole_organization:
+            raise PermissionDenied("Only organization owners and admins may list other members' files.")
+        if wanted == "me":
+            rows = rows.filter(owner=principal.user)
+        elif wanted != "*":
+            rows = rows.filter(owner__username=wanted)
+        total = rows.count()
+        size, page = query["page_size"], query["page"]
+        items = rows.order_by("-created_at", "-id")[(page - 1) * size: page * size]
+        return Response({"files": s.StoredFileSerializer(items, many=True).data, "page": page, "page_size": size,
+                         "total": total, "total_pages": max(math.ceil(total / size), 1)})
+
+
+class UploadView(APIView):
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        org = principal.organization
+        limit = upload_limit(organization=org, category=GENERAL)
+        declared = declared_body_size(request)
+        # Refuse a body already known to be too large before reading it.
+        from media_app.services import check_declared_size
+
+        check_declared_size(organization=org, category=GENERAL, declared=declared)
+        limit_uploads(request._request, max_bytes=limit)
+        data = _validated(s.UploadSerializer, request.data)
+        upload = data["file"]
+        result = media_store_stream(
+            organization=org, owner=principal.user, source=upload, declared_size=upload.size,
+            options=FileOptions(original_name=upload.name or "file", category=data["category"]),
+        )
+        return Response(s.StoredFileSerializer(result.media).data, status=201)
+
+
+def _object(principal: Principal, object_name: str) -> MediaFile:
+    """A file by full key or by its unique name inside the caller's folder."""
+    validate_key(object_name, param="object_name")
+    key = object_name if "/" in object_name else user_prefix(principal.organization.pk, principal.user.pk) + object_name
+    return media_get_by_key(principal, key)
+
+
+class ObjectMetadataView(APIView):
+    def get(self, request: Request, object_name: str) -> Response:
+        media = _object(principal_for(request), object_name)
+        return Response(s.StoredFileSerializer(media).data)
+
+
+class ObjectPresignView(APIView):
+    def get(self, request: Request, object_name: str) -> Response:
+        principal = principal_for(request)
+        query = _validated(s.PresignQuerySerializer, request.query_params)
+        cap = int(settings.MEDIA_S3_PRESIGN_TTL)
+        expires_in = query.get("expires_in", min(DEFAULT_PRESIGN_SECONDS, cap))
+        if not 1 <= expires_in <= cap:
+            raise InvalidRequest(f"expires_in must be between 1 and {cap} seconds.", code="invalid_expires_in",
+                                 param="expires_in")
+        media = _object(principal, object_name)
+        url = get_store().signed_download_url(media.object_key, expires_in,
+                                              encrypted=media.encryption == MediaFile.Encryption.APP,
+                                              filename=media.original_name, content_type=media.mime)
+        return Response({"object_name": media.storage_key, "url": url, "expires_in": expires_in,
+                         "expires_at": timezone.now() + timedelta(seconds=expires_in)})
+
+
+class ObjectDeleteView(APIView):
+    def delete(self, request: Request, object_name: str) -> Response:
+        media = _object(principal_for(request), object_name)
+        media_delete(media=media)
+        return Response(status=204)
+
+
+def _usage(principal: Principal) -> dict:
+    org = principal.organization
+    quota = quota_get(organization=org)
+    limit = quota_limit(organization=org, quota=quota)
+    by_category = {name: {"bytes": 0, "files": 0} for name in (c.name for c in ALL_CATEGORIES)}
+    from django.db.models import Count, Sum
+
+    rows = (MediaFile.objects.filter(organization=org, status=MediaFile.Status.ACTIVE)
+            .values("category").annotate(bytes=Sum("bytes"), files=Count("id")))
+    for row in rows:
+        by_category[row["category"]] = {"bytes": row["bytes"] or 0, "files": row["files"]}
+    return {
+        "organization": org.slug, "used_bytes": quota.used_bytes, "reserved_bytes": quota.reserved_bytes,
+        "limit_bytes": limit, "available_bytes": max(limit - quota.used_bytes - quota.reserved_bytes, 0),
+        "file_count": quota.file_count, "used_percent": round(100 * quota.used_bytes / limit, 2) if limit else 0,
+        "by_category": by_category, "recalculated_at": quota.recalculated_at,
+    }
+
+
+class UsageView(APIView):
+    def get(self, request: Request) -> Response:
+        return Response(_usage(principal_for(request)))
+
+
+class QuotaView(APIView):
+    def get(self, request: Request) -> Response:
+        org = principal_for(request).organization
+        plan = org.plan
+        plan_max = min(plan.max_file_bytes, settings.MEDIA_MAX_BYTES)
+        return Response({
+            "organization": org.slug,
+            "plan": {"slug": plan.slug, "name": plan.name},
+            "limit_bytes": quota_limit(organization=org),
+            "max_file_bytes": plan_max,
+            "allowed_categories": plan.allowed_categories or [c.name for c in ALL_CATEGORIES],
+            "categories": {c.name: {"max_file_bytes": effective_max_bytes(c, plan_max), "allows": c.description}
+                           for c in ALL_CATEGORIES},
+            "retention_days": org.retention_days_effective(),
+            "keep_forever_allowed": plan.allow_keep_forever,
+        })
+
+
+class QuotaRecalculateView(APIView):
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        if not principal.is_admin:
+            raise PermissionDenied("Only organization owners and admins may recalculate the quota.")
+        drift = quota_recalculate(organization=principal.organization)
+        return Response({"organization": principal.organization.slug, "before": drift.before, "after": drift.after,
+                         "changed": drift.changed})
