@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -14,5 +15,9 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("files/<path:key>", storage_views.signed_file, name="signed-file"),
     path("api/v1/storage/", include("storage_app.urls")),
+    path("v1/media", include("media_app.urls")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.OIDC_LOGIN_ENABLED:  # the admin's browser login through the OIDC provider (accounts/oidc.py)
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))

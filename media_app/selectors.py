@@ -34,3 +34,61 @@ def media_get_by_key(principal: Principal, key: str) -> MediaFile:
     if media is None:
         raise NotFound("No such object.", code="object_not_found")
     return media
+
+
+def media_resolve(principal: Principal, ids: list[str]) -> tuple[list[MediaFile], list[str]]:
+    """Found files in the order asked and the ids that are unknown or not the caller's: one query."""
+    wanted = list(dict.fromkeys(ids))
+    found = {m.pk: m for m in media_visible_to(principal).select_related("duplicate_of").filter(pk__in=wanted)}
+    return [found[i] for i in wanted if i in found], [i for i in wanted if i not in found]
+
+
+def media_search_filter(rows: QuerySet[MediaFile], text: str) -> QuerySet[MediaFile]:
+    """Prompt search: PostgreSQL full-text (GIN index `media_prompt_fts`); a contains elsewhere."""
+    from django.db import connection
+    from django.db.models import BooleanField, ExpressionWrapper
+    from django.db.models.expressions import RawSQL
+
+    if connection.vendor != "postgresql":
+        return rows.filter(prompt__icontains=text)
+    # The expression must read exactly like the index's for the planner to use it.
+    matches = RawSQL("to_tsvector('english', \"media_app_mediafile\".\"prompt\") @@ websearch_to_tsquery('english', %s)",
+                     [text])
+    return rows.filter(ExpressionWrapper(matches, output_field=BooleanField()))
+
+
+def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool]:
+    """One page of the caller's files (or a named member's), newest first by default."""
+    from django.db.models import Q
+
+    from accounts.services import user_get_in_organization
+    from config.errors import PermissionDenied
+
+    rows = MediaFile.objects.filter(organization=principal.organization, status=MediaFile.Status.ACTIVE)
+    user = query.get("user", "me")
+    if user in ("me", str(principal.user.pk), principal.user.username):
+        rows = rows.filter(owner=principal.user)
+    elif not principal.sees_whole_organization:
+        raise PermissionDenied("Only organization admins and service keys may list another user's files.",
+                               param="user")
+    elif user != "*":
+        rows = rows.filter(owner=user_get_in_organization(organization=principal.organization, user_id=user))
+    for name in ("media_kind", "provider", "category", "visibility"):
+        value = query.get("media" if name == "media_kind" else name)
+        if value:
+            rows = rows.filter(**{name: value})
+    if query.get("model"):
+        rows = rows.filter(Q(model=query["model"]) | Q(model__startswith=query["model"] + ":"))
+    if query.get("search"):
+        rows = media_search_filter(rows, query["search"])
+    newest = query.get("sort", "newest") == "newest"
+    if query.get("cursor"):
+        created, media_id = query["cursor"]
+        if newest:
+            rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=media_id))
+        else:
+            rows = rows.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=media_id))
+    order = ("-created_at", "-id") if newest else ("created_at", "id")
+    limit = query.get("limit", 20)
+    page = list(rows.select_related("owner", "duplicate_of").order_by(*order)[: limit + 1])
+    return page[:limit], len(page) > limit

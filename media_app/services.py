@@ -34,7 +34,7 @@ from storage_app import crypto
 from storage_app.backends import KEEP_HEAD, MediaStore, SavedObject, get_store
 from storage_app.categories import Category, category_check, effective_max_bytes, get_category
 from storage_app.keys import build_user_key
-from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_conflicts, sniff
+from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
 
 logger = logging.getLogger("mediastore.media")
 
@@ -129,7 +129,7 @@ def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  
 
     def check(sniffed: Sniffed) -> None:
         category_check(category, sniffed)
-        if declared_conflicts(options.declared_mime, sniffed):
+        if declared_contradicts(options.declared_mime, sniffed):
             raise UnsupportedMediaType(f"The content is {sniffed.mime}, not {options.declared_mime}.",
                                        code="content_type_mismatch", param="file")
 
@@ -289,7 +289,7 @@ def _complete(store: MediaStore, media: MediaFile) -> MediaFile:
         sha256, head = _hash_object(store, media.storage_key, encrypted=encrypted, size=size)
         sniffed = sniff(head[:SNIFF_BYTES])
         category_check(get_category(media.category), sniffed)
-        if declared_conflicts(media.declared_mime, sniffed):
+        if declared_contradicts(media.declared_mime, sniffed):
             raise UnsupportedMediaType(f"The content is {sniffed.mime}, not {media.declared_mime}.",
                                        code="content_type_mismatch", param="file")
         width, height = _dimensions(head, sniffed, size)
@@ -339,3 +339,35 @@ def media_delete(*, media: MediaFile) -> MediaFile:
     media.refresh_from_db()
     return media
 
+
+
+def media_update(*, media: MediaFile, changes: dict) -> MediaFile:
+    """Visibility, provenance and `retain_until` (within what the plan allows)."""
+    fields = [name for name in ("visibility", "model", "provider", "prompt", "generation") if name in changes]
+    for name in fields:
+        setattr(media, name, changes[name])
+    if "retain_until" in changes:
+        media.retain_until = _allowed_retention(media, changes["retain_until"])
+        fields.append("retain_until")
+    if fields:
+        MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.ACTIVE).update(
+            **{name: getattr(media, name) for name in fields})
+    return media
+
+
+def _allowed_retention(media: MediaFile, until: datetime | None) -> datetime | None:
+    plan = media.organization.plan
+    if until is None:
+        if not plan.allow_keep_forever:
+            raise InvalidRequest("The plan does not allow keeping files forever.", code="retention_not_allowed",
+                                 param="retain_until")
+        return None
+    if until <= timezone.now():
+        raise InvalidRequest("retain_until must be in the future.", code="invalid_retention", param="retain_until")
+    if plan.max_retention_days is not None:
+        latest = media.created_at + timedelta(days=plan.max_retention_days)
+        if until > latest:
+            raise InvalidRequest(f"The plan keeps files at most {plan.max_retention_days} days "
+                                 f"(until {latest.isoformat()}).", code="retention_not_allowed",
+                                 param="retain_until")
+    return until

@@ -31,7 +31,7 @@ from django.core.files.storage import Storage, storages
 from config.errors import NotFound, StorageUnavailable, TooLarge
 from storage_app import crypto, signing
 from storage_app.keys import validate_key
-from storage_app.sniff import SNIFF_BYTES, Sniffed, sniff
+from storage_app.sniff import SNIFF_BYTES, Sniffed, is_inline_safe, sniff
 
 logger = logging.getLogger("mediastore.storage")
 
@@ -272,6 +272,17 @@ class MediaStore(ABC):
             self.delete(key)
 
 
+def content_disposition(content_type: str, filename: str = "") -> str:
+    """`inline` only for types a browser cannot execute; `attachment` for the rest."""
+    from urllib.parse import quote
+
+    kind = "inline" if is_inline_safe(content_type) else "attachment"
+    if not filename:
+        return kind
+    ascii_name = "".join(c for c in filename if 32 <= ord(c) < 127 and c not in '"\\') or "file"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
 def _expiry(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
@@ -464,10 +475,10 @@ class S3Store(MediaStore):
         if encrypted:  # a presigned S3 URL would hand out ciphertext
             return super().signed_download_url(key, ttl, filename=filename, content_type=content_type)
         params = {"Bucket": self.bucket, "Key": validate_key(key)}
-        if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         if content_type:
+            # The bucket serves what the URL says: active content (SVG, HTML) only as a download.
             params["ResponseContentType"] = content_type
+            params["ResponseContentDisposition"] = content_disposition(content_type, filename)
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl))
 
     def signed_upload(self, key: str, *, content_type: str, max_bytes: int, ttl: float) -> SignedUpload:

@@ -1,13 +1,15 @@
 """Serving stored bytes over HTTP: ranges, ETags, and safe headers for user content."""
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import quote_etag
 
-from storage_app.backends import MediaStore
+from storage_app.backends import MediaStore, content_disposition
 from storage_app.sniff import is_inline_safe
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -66,7 +68,7 @@ def serve_object(request: HttpRequest, store: MediaStore, obj: ObjectView, *, he
     if head or obj.size == 0:
         response = HttpResponse(status=206 if wanted else 200)
     else:
-        chunks = store.open_range(obj.key, start, end, encrypted=obj.encrypted, plain_size=obj.size)
+        chunks = primed(store.open_range(obj.key, start, end, encrypted=obj.encrypted, plain_size=obj.size))
         response = StreamingHttpResponse(chunks, status=206 if wanted else 200)
     response["Content-Length"] = str(end - start + 1 if obj.size else 0)
     if wanted:
@@ -75,24 +77,22 @@ def serve_object(request: HttpRequest, store: MediaStore, obj: ObjectView, *, he
     return response
 
 
+def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Pull the first chunk now, so a missing object, an outage or a failed integrity check
+    becomes an error response instead of a 200 that breaks off. Later failures abort the
+    connection: a client never receives bytes that failed authentication."""
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    return iterator if first is None else itertools.chain((first,), iterator)
+
+
 def apply_content_headers(response: HttpResponse, obj: ObjectView, etag: str = "") -> None:
     response["Content-Type"] = obj.mime or "application/octet-stream"
     response["Accept-Ranges"] = "bytes"
     response["X-Content-Type-Options"] = "nosniff"
     if etag:
         response["ETag"] = etag
-    if is_inline_safe(obj.mime):
-        response["Content-Disposition"] = _disposition("inline", obj.filename)
-    else:
-        # SVG, HTML, XML and anything else that a browser could run: download, sandboxed.
-        response["Content-Disposition"] = _disposition("attachment", obj.filename)
+    response["Content-Disposition"] = content_disposition(obj.mime, obj.filename)
+    if not is_inline_safe(obj.mime):
+        # SVG, HTML, XML and anything else a browser could run: a sandboxed download.
         response["Content-Security-Policy"] = "sandbox; default-src 'none'"
-
-
-def _disposition(kind: str, filename: str) -> str:
-    if not filename:
-        return kind
-    from urllib.parse import quote
-
-    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "") or "file"
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

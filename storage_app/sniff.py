@@ -1040,3 +1040,19 @@ def _looks_like_prose(rows: list[list[str]], body: str, delim: str) -> bool:
     occurrences = body.count(delim)
     spaced = body.count(delim + " ")
     return bool(cells) and wordy * 2 > len(cells) and occurrences > 0 and spaced * 5 >= occurrences * 4
+
+
+def declared_contradicts(declared_mime: str | None, sniffed: Sniffed) -> bool:
+    """Whether to refuse content whose declared type it contradicts, or quietly correct it.
+
+    A harmless mislabel within one media family (PNG bytes declared `image/jpeg`, MP4 as
+    `video/quicktime`) is corrected to the sniffed type. Anything else that conflicts is
+    refused: an executable or HTML declared as an image, an SVG declared as a PNG (active
+    content hiding behind a raster type), an image declared as a PDF.
+    """
+    if not declared_conflicts(declared_mime, sniffed):
+        return False
+    declared_top = normalize_mime(declared_mime).partition("/")[0]
+    actual_top = normalize_mime(sniffed.mime).partition("/")[0]
+    same_family = declared_top == actual_top and declared_top in ("image", "audio", "video")
+    return not (same_family and is_inline_safe(sniffed.mime))

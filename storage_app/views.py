@@ -10,7 +10,7 @@ from storage_app import signing
 from storage_app.backends import get_store
 from storage_app.http import ObjectView, serve_object
 from storage_app.keys import validate_key
-from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_conflicts, sniff
+from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
 
 
 def _error(exc: ServiceError) -> JsonResponse:
@@ -59,7 +59,7 @@ def _upload(request: HttpRequest, grant: signing.SignedGrant) -> HttpResponse:
     source = request if request.method == "PUT" else _post_file(request)
 
     def check(sniffed: Sniffed) -> None:
-        if declared_conflicts(grant.content_type, sniffed):
+        if declared_contradicts(grant.content_type, sniffed):
             raise UnsupportedMediaType(f"The content is {sniffed.mime}, not {grant.content_type}.",
                                        code="content_type_mismatch", param="file")
 

@@ -1,0 +1,208 @@
+"""Shapes of the Media API (seeds 004 and 000). Input serializers check shape only."""
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import serializers
+
+from config.errors import InvalidRequest
+from media_app.models import MediaFile
+from storage_app.backends import get_store
+
+MAX_RESOLVE_IDS = 100
+PROVENANCE_FIELDS = ("model", "provider", "prompt", "generation")
+
+
+# -- input ----------------------------------------------------------------------------------
+class ProvenanceInput(serializers.Serializer):
+    visibility = serializers.ChoiceField(choices=MediaFile.Visibility.values, default="private")
+    category = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    provider = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=20000, default="", trim_whitespace=False)
+    generation = serializers.JSONField(required=False, default=dict)
+    user_id = serializers.CharField(required=False, max_length=150)
+
+    def validate_generation(self, value):  # noqa: ANN001, ANN201
+        if isinstance(value, str):  # multipart sends JSON as text
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise serializers.ValidationError("generation must be a JSON object.", code="invalid_generation")
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("generation must be a JSON object.", code="invalid_generation")
+        return value
+
+
+class SourceInput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["remote_url", "data_url"])
+    url = serializers.CharField(required=False, max_length=8192)
+    data_url = serializers.CharField(required=False, trim_whitespace=False)
+
+    def validate(self, attrs: dict) -> dict:
+        needed = "url" if attrs["type"] == "remote_url" else "data_url"
+        if not attrs.get(needed):
+            raise serializers.ValidationError({needed: f"A {attrs['type']} source needs '{needed}'."})
+        return attrs
+
+
+class CreateInput(ProvenanceInput):
+    source = SourceInput()
+
+
+class MultipartUploadInput(ProvenanceInput):
+    file = serializers.FileField(allow_empty_file=True)
+
+
+class PrepareUploadInput(ProvenanceInput):
+    content_type = serializers.CharField(max_length=127)
+    bytes = serializers.IntegerField(required=False, min_value=1)
+    filename = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class LegacyUploadInput(ProvenanceInput):
+    """Seed 000 step 1: `{"name", "mime"}`."""
+
+    name = serializers.CharField(max_length=255)
+    mime = serializers.CharField(max_length=127)
+    bytes = serializers.IntegerField(required=False, min_value=1)
+
+
+class PatchInput(serializers.Serializer):
+    visibility = serializers.ChoiceField(choices=MediaFile.Visibility.values, required=False)
+    retain_until = serializers.DateTimeField(required=False, allow_null=True)
+    model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    provider = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=20000, trim_whitespace=False)
+    generation = serializers.JSONField(required=False)
+
+
+class ResolveInput(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1,
+                                max_length=MAX_RESOLVE_IDS, allow_empty=False)
+
+    def to_internal_value(self, data):  # noqa: ANN001, ANN201
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if isinstance(ids, list) and not all(isinstance(item, str) for item in ids):
+            raise serializers.ValidationError({"ids": ["Every id must be a string."]}, code="invalid")
+        return super().to_internal_value(data)
+
+
+class PresignQuery(serializers.Serializer):
+    ttl = serializers.IntegerField(required=False, help_text="Seconds; capped by MEDIA_S3_PRESIGN_TTL.")
+
+
+class ListQuery(serializers.Serializer):
+    user = serializers.CharField(required=False, default="me")
+    media = serializers.ChoiceField(choices=MediaFile.Kind.values, required=False)
+    model = serializers.CharField(required=False, max_length=200)
+    provider = serializers.CharField(required=False, max_length=100)
+    category = serializers.ChoiceField(choices=MediaFile.Category.values, required=False)
+    visibility = serializers.ChoiceField(choices=MediaFile.Visibility.values, required=False)
+    search = serializers.CharField(required=False, max_length=200)
+    sort = serializers.ChoiceField(choices=["newest", "oldest"], default="newest")
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    cursor = serializers.CharField(required=False, max_length=200)
+
+    def validate_cursor(self, value: str) -> tuple[datetime, str]:
+        return decode_cursor(value)
+
+
+def encode_cursor(media: MediaFile) -> str:
+    raw = f"{media.created_at.isoformat()}|{media.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        stamp, media_id = raw.split("|", 1)
+        created = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise serializers.ValidationError("The cursor is not valid.", code="invalid_cursor") from None
+    if created.tzinfo is None or not media_id:
+        raise serializers.ValidationError("The cursor is not valid.", code="invalid_cursor")
+    return created, media_id
+
+
+def validated(serializer_class, data, **kwargs) -> dict:  # noqa: ANN001
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def presign_ttl(requested: int | None) -> int:
+    cap = int(settings.MEDIA_S3_PRESIGN_TTL)
+    if requested is None:
+        return cap
+    if not 1 <= requested <= cap:
+        raise InvalidRequest(f"ttl must be between 1 and {cap} seconds.", code="invalid_ttl", param="ttl")
+    return requested
+
+
+# -- output ---------------------------------------------------------------------------------
+class MediaOutput:
+    """Renders media objects; one store and one clock per response, signing in one pass."""
+
+    def __init__(self, request) -> None:  # noqa: ANN001
+        self.request = request
+        self.store = get_store()
+        self.now = timezone.now()
+
+    def content_url(self, media: MediaFile) -> str:
+        """The stable address: the CDN for public files where it can serve them, else the API."""
+        if (media.visibility == MediaFile.Visibility.PUBLIC and media.encryption != MediaFile.Encryption.APP
+                and hasattr(self.store, "public_url") and settings.MEDIA_S3_PUBLIC_ENDPOINT):
+            return self.store.public_url(media.object_key)
+        return self.request.build_absolute_uri(f"/v1/media/{media.pk}/content")
+
+    def presigned(self, media: MediaFile, ttl: int | None = None) -> tuple[str | None, datetime | None]:
+        if media.status != MediaFile.Status.ACTIVE:
+            return None, None
+        ttl = ttl or int(settings.MEDIA_S3_PRESIGN_TTL)
+        url = self.store.signed_download_url(media.object_key, ttl,
+                                             encrypted=media.encryption == MediaFile.Encryption.APP,
+                                             filename=media.original_name, content_type=media.mime)
+        return url, self.now + timedelta(seconds=ttl)
+
+    def media(self, media: MediaFile, *, deduped: bool | None = None, presign: bool = True) -> dict:
+        url, expires_at = self.presigned(media) if presign else (None, None)
+        body = {
+            "id": media.pk,
+            "object": "media",
+            "status": media.status,
+            "mime": media.mime or None,
+            "bytes": media.bytes,
+            "sha256": media.sha256 or None,
+            "media": media.media_kind,
+            "width": media.width,
+            "height": media.height,
+            "dimensions": media.dimensions,
+            "size": media.dimensions,  # seed 000 calls the dimensions "size"
+            "visibility": media.visibility,
+            "category": media.category,
+            "source": media.source,
+            "original_name": media.original_name,
+            "user": media.owner.username,
+            "user_id": media.owner_id,
+            "model": media.model,
+            "provider": media.provider,
+            "prompt": media.prompt,
+            "generation": media.generation,
+            "duplicate_of": media.duplicate_of_id,
+            "created_at": media.created_at,
+            "completed_at": media.completed_at,
+            "retain_until": media.retain_until,
+            "url": self.content_url(media),
+            "presigned_url": url,
+            "expires_at": expires_at,
+        }
+        if deduped is not None:
+            body["deduped"] = deduped
+        return body

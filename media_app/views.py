@@ -1,0 +1,246 @@
+"""The Media API, `/v1/media` (seeds 004 and 000): parse, call one service, render."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseRedirect
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.principal import Principal, principal_for
+from accounts.services import user_get_in_organization
+from config.errors import NotFound, PermissionDenied
+from media_app import serializers as s
+from media_app.fetch import open_remote
+from media_app.models import MediaFile
+from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
+from media_app.services import (
+    FileOptions, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
+    media_store_stream, media_update, media_upload_complete, media_upload_prepare, upload_limit,
+)
+from media_app.sources import Base64Reader, parse_data_url
+from storage_app.backends import get_store
+from storage_app.categories import get_category
+from storage_app.http import ObjectView, serve_object
+from storage_app.uploads import declared_body_size, limit_uploads
+
+LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
+
+
+def owner_for(principal: Principal, user_id: str | None):  # noqa: ANN201
+    """Service keys act for any member; a user key may only name itself."""
+    if not user_id or user_id in (principal.user.username, str(principal.user.pk)):
+        return principal.user
+    if not principal.is_service:
+        raise PermissionDenied("user_id may only be sent with a service key.", code="user_id_not_allowed",
+                               param="user_id")
+    return user_get_in_organization(organization=principal.organization, user_id=user_id)
+
+
+def file_options(data: dict, **extra) -> FileOptions:  # noqa: ANN003
+    provenance = Provenance(model=data.get("model", ""), provider=data.get("provider", ""),
+                            prompt=data.get("prompt", ""), generation=data.get("generation") or {})
+    return FileOptions(category=data.get("category") or None, visibility=data.get("visibility", "private"),
+                       provenance=provenance, **extra)
+
+
+def stored_response(request: Request, result: StoreResult) -> Response:
+    body = s.MediaOutput(request).media(result.media, deduped=result.deduped)
+    return Response(body, status=200 if result.deduped else 201)
+
+
+class MediaCollectionView(APIView):
+    """`POST /v1/media` from a remote URL or a data URL; `GET /v1/media` lists."""
+
+    parser_classes = [JSONParser]
+
+    def get(self, request: Request) -> Response:
+        principal = principal_for(request)
+        query = s.validated(s.ListQuery, request.query_params)
+        page, has_more = media_list(principal, query)
+        output = s.MediaOutput(request)
+        return Response({"object": "list", "data": [output.media(m) for m in page], "has_more": has_more,
+                         "next_cursor": s.encode_cursor(page[-1]) if has_more else None})
+
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        data = s.validated(s.CreateInput, request.data)
+        owner = owner_for(principal, data.get("user_id"))
+        source = data["source"]
+        if source["type"] == "data_url":
+            return stored_response(request, self._from_data_url(principal, owner, data, source["data_url"]))
+        return stored_response(request, self._from_remote(principal, owner, data, source["url"]))
+
+    def _from_data_url(self, principal: Principal, owner, data: dict, value: str) -> StoreResult:  # noqa: ANN001
+        org = principal.organization
+        limit = upload_limit(organization=org, category=get_category(data.get("category")))
+        parsed = parse_data_url(value, max_bytes=limit)
+        options = file_options(data, source=MediaFile.Source.DATA_URL, declared_mime=parsed.mime)
+        return media_store_stream(organization=org, owner=owner, source=Base64Reader(parsed.payload),
+                                  declared_size=parsed.decoded_size, options=options)
+
+    def _from_remote(self, principal: Principal, owner, data: dict, url: str) -> StoreResult:  # noqa: ANN001
+        org = principal.organization
+        limit = upload_limit(organization=org, category=get_category(data.get("category")))
+        with open_remote(url, max_bytes=limit, timeout=settings.MEDIA_REMOTE_FETCH_TIMEOUT,
+                         allow_networks=settings.MEDIA_REMOTE_FETCH_ALLOW_NETWORKS) as body:
+            name = body.url.rsplit("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            options = file_options(data, source=MediaFile.Source.REMOTE_URL, source_url=url, original_name=name)
+            return media_store_stream(organization=org, owner=owner, source=body,
+                                      declared_size=body.declared_length, options=options)
+
+
+class UploadView(APIView):
+    """`POST /v1/media/upload`: multipart bytes, or JSON `{name, mime}` for a presigned upload."""
+
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        if request.content_type.startswith("application/json"):
+            return self._presigned(request, principal)
+        org = principal.organization
+        check_declared_size(organization=org, category=get_category(None), declared=declared_body_size(request))
+        limit_uploads(request._request, max_bytes=upload_limit(organization=org, category=get_category(None)))
+        data = s.validated(s.MultipartUploadInput, request.data)
+        owner = owner_for(principal, data.get("user_id"))
+        upload = data["file"]
+        options = file_options(data, original_name=upload.name or "file")
+        result = media_store_stream(organization=org, owner=owner, source=upload, declared_size=upload.size,
+                                    options=options)
+        return stored_response(request, result)
+
+    def _presigned(self, request: Request, principal: Principal) -> Response:
+        data = s.validated(s.LegacyUploadInput, request.data)
+        owner = owner_for(principal, data.get("user_id"))
+        options = file_options(data, original_name=data["name"], declared_mime=data["mime"])
+        prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
+                                        declared_size=data.get("bytes"))
+        body = prepared_body(prepared)
+        body["result"] = {"id": prepared.media.pk, "url": prepared.url, "method": prepared.method,
+                          "headers": prepared.headers, "expires_at": prepared.expires_at}
+        return Response(body, status=201)
+
+
+def prepared_body(prepared) -> dict:  # noqa: ANN001
+    return {
+        "id": prepared.media.pk, "jan_id": prepared.media.pk, "object": "upload", "status": "pending",
+        "presigned_url": prepared.url, "url": prepared.url, "method": prepared.method,
+        "headers": prepared.headers,
+        "presigned_post": {"url": prepared.post_url, "fields": prepared.post_fields},
+        "max_bytes": prepared.media.reserved_bytes, "expires_at": prepared.expires_at,
+    }
+
+
+class PrepareUploadView(APIView):
+    parser_classes = [JSONParser]
+
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        data = s.validated(s.PrepareUploadInput, request.data)
+        owner = owner_for(principal, data.get("user_id"))
+        options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
+        prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
+                                        declared_size=data.get("bytes"))
+        return Response(prepared_body(prepared), status=201)
+
+
+def completed_if_arrived(media: MediaFile) -> MediaFile:
+    """Seed 004 has no completion call: a pending file whose object is there is completed now."""
+    if media.status != MediaFile.Status.PENDING:
+        return media
+    try:
+        return media_upload_complete(media=media)
+    except UploadIncomplete:
+        return media
+
+
+class MediaDetailView(APIView):
+    parser_classes = [JSONParser]
+
+    def get(self, request: Request, media_id: str) -> Response:
+        media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
+        return Response(s.MediaOutput(request).media(media))
+
+    def put(self, request: Request, media_id: str) -> Response:
+        """Seed 000 step 3: complete the upload."""
+        media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
+        body = s.MediaOutput(request).media(media_upload_complete(media=media))
+        return Response({**body, "result": body})
+
+    def patch(self, request: Request, media_id: str) -> Response:
+        media = media_get(principal_for(request), media_id)
+        changes = s.validated(s.PatchInput, request.data)
+        if "generation" in changes:
+            changes["generation"] = s.ProvenanceInput().validate_generation(changes["generation"])
+        return Response(s.MediaOutput(request).media(media_update(media=media, changes=changes)))
+
+    def delete(self, request: Request, media_id: str) -> Response:
+        media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
+        media_delete(media=media)
+        return Response({"id": media.pk, "object": "media", "deleted": True})
+
+
+class PresignView(APIView):
+    def get(self, request: Request, media_id: str) -> Response:
+        ttl = s.presign_ttl(s.validated(s.PresignQuery, request.query_params).get("ttl"))
+        media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
+        if media.status != MediaFile.Status.ACTIVE:
+            raise UploadIncomplete()
+        url, _ = s.MediaOutput(request).presigned(media, ttl)
+        return Response({"id": media.pk, "url": url, "expires_in": ttl})
+
+
+class ResolveView(APIView):
+    parser_classes = [JSONParser]
+
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        ids = s.validated(s.ResolveInput, request.data)["ids"]
+        found, not_found = media_resolve(principal, ids)
+        output = s.MediaOutput(request)
+        media = []
+        for item in found:
+            url, expires_at = output.presigned(item)
+            media.append({"id": item.pk, "presigned_url": url, "expires_at": expires_at})
+        return Response({"media": media, "not_found": not_found})
+
+
+class ContentView(APIView):
+    """The bytes: streamed with Range/ETag, or a redirect to the CDN or a signed URL."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, media_id: str) -> HttpResponse:
+        return self._serve(request, media_id, head=False)
+
+    def head(self, request: Request, media_id: str) -> HttpResponse:
+        return self._serve(request, media_id, head=True)
+
+    def _serve(self, request: Request, media_id: str, *, head: bool) -> HttpResponse:
+        media = self._find(request, media_id)
+        store = get_store()
+        encrypted = media.encryption == MediaFile.Encryption.APP
+        if not settings.MEDIA_PROXY_DOWNLOAD and store.serves_presigned_downloads(encrypted=encrypted):
+            output = s.MediaOutput(request)
+            public = media.visibility == MediaFile.Visibility.PUBLIC and settings.MEDIA_S3_PUBLIC_ENDPOINT
+            target = output.content_url(media) if public else output.presigned(media)[0]
+            return HttpResponseRedirect(target)
+        view = ObjectView(key=media.object_key, size=media.bytes, mime=media.mime, etag=media.sha256,
+                          encrypted=encrypted, filename=media.original_name)
+        response = serve_object(request._request, store, view, head=head)
+        response["Cache-Control"] = "public, max-age=3600" if media.visibility == "public" else "private, no-store"
+        return response
+
+    def _find(self, request: Request, media_id: str) -> MediaFile:
+        if request.user and request.user.is_authenticated:
+            media = media_visible_to(principal_for(request)).select_related("duplicate_of").filter(pk=media_id).first()
+            if media is not None:
+                return media
+        media = (MediaFile.objects.select_related("duplicate_of")
+                 .filter(pk=media_id, status=MediaFile.Status.ACTIVE, visibility=MediaFile.Visibility.PUBLIC).first())
+        if media is None:
+            raise NotFound("No such media file.", code="media_not_found")
+        return media
