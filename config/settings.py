@@ -187,6 +187,8 @@ MEDIA_DEDUP_SCOPE = env.choice("MEDIA_DEDUP_SCOPE", ("owner", "organization", "o
 MEDIA_UPLOAD_TTL = env.duration("MEDIA_UPLOAD_TTL", "1h")
 MEDIA_SOURCE_DELETE_DELAY = env.duration("MEDIA_SOURCE_DELETE_DELAY", "1h")
 MEDIA_PURGE_GRACE = env.duration("MEDIA_PURGE_GRACE", "0")
+# A JSON body may carry a base64 data URL of a file at the size limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MEDIA_MAX_BYTES * 4 // 3 + 1024 * 1024
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
@@ -206,6 +208,7 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
+        "accounts.oidc.OIDCBearerAuthentication",  # a no-op unless OIDC_ENABLED
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -219,6 +222,61 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 API_KEY_LAST_USED_RESOLUTION = 60  # seconds; avoids a write on every request
+
+# --- OIDC ------------------------------------------------------------------------------
+# Bearer JWTs from an OpenID Connect provider, verified locally against its JWKS
+# (accounts/oidc.py); optionally the admin's browser login through mozilla-django-oidc.
+OIDC_ISSUER = env.str("OIDC_ISSUER", aliases=("AUTH_ISSUER",))  # compared exactly with `iss`
+OIDC_ENABLED = env.bool("OIDC_ENABLED", bool(OIDC_ISSUER), aliases=("AUTH_ENABLED",))
+OIDC_JWKS_URL = env.str("OIDC_JWKS_URL", aliases=("AUTH_JWKS_URL", "OIDC_OP_JWKS_ENDPOINT"))
+OIDC_AUDIENCE = env.list("OIDC_AUDIENCE", aliases=("ACCOUNT",))  # a token's `aud` must name one
+_OIDC_ASYMMETRIC = {name.upper(): name for name in (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")}
+OIDC_ALGORITHMS = []
+for _alg in env.list("OIDC_ALGORITHMS", ["RS256", "ES256"]):
+    if _alg.upper() not in _OIDC_ASYMMETRIC:  # `none` and HS* are never accepted
+        raise ImproperlyConfigured(
+            f"OIDC_ALGORITHMS: {_alg!r} is not allowed (use asymmetric ones: {', '.join(_OIDC_ASYMMETRIC.values())}).")
+    OIDC_ALGORITHMS.append(_OIDC_ASYMMETRIC[_alg.upper()])
+OIDC_LEEWAY = env.duration("OIDC_LEEWAY", "30s")
+OIDC_TIMEOUT = env.duration("OIDC_TIMEOUT", "5s")  # also used by mozilla-django-oidc's calls
+OIDC_JWKS_CACHE_TTL = env.duration("OIDC_JWKS_CACHE_TTL", "1h")
+OIDC_JWKS_MIN_REFRESH_INTERVAL = env.duration("OIDC_JWKS_MIN_REFRESH_INTERVAL", "30s")  # for unknown kids
+OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", True)
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_ORG_CLAIM = env.str("OIDC_ORG_CLAIM")  # empty: tokens act in the user's personal organization
+OIDC_ORG_AUTO_CREATE = env.bool("OIDC_ORG_AUTO_CREATE", False)
+if OIDC_TIMEOUT <= 0:
+    raise ImproperlyConfigured("OIDC_TIMEOUT must be greater than zero.")
+if OIDC_ENABLED:
+    for _name, _value in (("OIDC_ISSUER", OIDC_ISSUER), ("OIDC_JWKS_URL", OIDC_JWKS_URL),
+                          ("OIDC_AUDIENCE", OIDC_AUDIENCE), ("OIDC_ALGORITHMS", OIDC_ALGORITHMS)):
+        if not _value:
+            raise ImproperlyConfigured(f"{_name} must be set when OIDC_ENABLED is true.")
+# The admin's browser login (authorization code flow), in mozilla-django-oidc's own names;
+# on when OIDC_RP_CLIENT_ID is set. Username + password admin login keeps working.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = OIDC_JWKS_URL
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", "openid email profile")
+OIDC_LOGIN_ENABLED = bool(OIDC_RP_CLIENT_ID)
+if OIDC_LOGIN_ENABLED:
+    for _name in ("OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT",
+                  "OIDC_OP_USER_ENDPOINT"):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when OIDC_RP_CLIENT_ID is set.")
+    if OIDC_RP_SIGN_ALGO.lower() == "none":
+        raise ImproperlyConfigured("OIDC_RP_SIGN_ALGO=none is not allowed.")
+    if OIDC_RP_SIGN_ALGO.startswith(("RS", "ES", "PS")) and not OIDC_JWKS_URL:
+        raise ImproperlyConfigured(f"OIDC_JWKS_URL must be set when OIDC_RP_SIGN_ALGO={OIDC_RP_SIGN_ALGO}.")
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "accounts.oidc.OIDCAdminBackend"]
+    LOGIN_REDIRECT_URL = env.str("OIDC_LOGIN_REDIRECT_URL", "/admin/")
+# --- end OIDC --------------------------------------------------------------------------
 
 # --- Logging ---------------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
