@@ -19,7 +19,11 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-run: migrate
+# The embedded default encrypts at rest with a local key made on first start.
+run: export MEDIA_ENCRYPTION ?= app
+run: install
+	MEDIA_ENCRYPTION=none $(BIN)/python manage.py create_master_key --if-missing
+	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py serve
 

@@ -147,6 +147,21 @@ MEDIA_LOCAL_STORAGE_BASE_URL = env.str("MEDIA_LOCAL_STORAGE_BASE_URL", "http://1
 MEDIA_PROXY_DOWNLOAD = env.bool("MEDIA_PROXY_DOWNLOAD", False)
 MEDIA_ENCRYPTION = env.choice("MEDIA_ENCRYPTION", ("none", "app", "sse"), "none")
 MEDIA_MASTER_KEYS = env.str("MEDIA_MASTER_KEYS")
+# Where `make run` keeps a generated local master key when MEDIA_MASTER_KEYS is not set.
+MEDIA_MASTER_KEYS_FILE = Path(env.str("MEDIA_MASTER_KEYS_FILE", str(VAR_DIR / "master-keys"))).resolve()
+if MEDIA_ENCRYPTION == "app" and not MEDIA_MASTER_KEYS and MEDIA_MASTER_KEYS_FILE.exists():
+    MEDIA_MASTER_KEYS = MEDIA_MASTER_KEYS_FILE.read_text().strip()
+if MEDIA_ENCRYPTION == "app" and not MEDIA_MASTER_KEYS:
+    raise ImproperlyConfigured(
+        "MEDIA_ENCRYPTION=app needs MEDIA_MASTER_KEYS (id:base64key[,id:base64key...]); "
+        "`python manage.py create_master_key` makes one.")
+if MEDIA_MASTER_KEYS:
+    from storage_app.crypto import Keyring
+
+    try:
+        Keyring.parse(MEDIA_MASTER_KEYS)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"MEDIA_MASTER_KEYS is not valid: {exc}") from None
 
 if MEDIA_STORAGE_BACKEND == "s3" and not MEDIA_S3_BUCKET:
     raise ImproperlyConfigured("MEDIA_S3_BUCKET must be set when MEDIA_STORAGE_BACKEND=s3.")

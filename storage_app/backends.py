@@ -160,7 +160,7 @@ class MediaStore(ABC):
         stream: BinaryIO = reader
         key_id = ""
         if self.encryption == "app":
-            stream = crypto.EncryptingReader(reader, self.keyring)
+            stream = crypto.EncryptingReader(reader, keyring=self.keyring)
             key_id = stream.key_id
         try:
             self._write(key, stream, content_type=sniffed.mime)
