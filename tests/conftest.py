@@ -113,12 +113,21 @@ def use_s3(settings, endpoint: str) -> str:
     return bucket
 
 
+@pytest.fixture(autouse=True, scope="session")
+def eager_celery():
+    """Tasks run in-process in tests; one test starts a real worker on purpose."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(request, settings, tmp_path):
     """Every test gets its own storage: a temp folder, or a fresh bucket when
     MEDIASTORE_TEST_BACKEND=s3 (CI runs the API suite that way too)."""
     settings.MEDIA_LOCAL_STORAGE_BASE_URL = "http://testserver/files"
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     if TEST_BACKEND == "s3":
         use_s3(settings, request.getfixturevalue("moto_endpoint"))
     else:
