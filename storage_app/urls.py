@@ -1,8 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from storage_app import api
 
 urlpatterns = [
+    path("", include("storage_app.images_urls")),
     path("buckets", api.BucketListView.as_view()),
     path("buckets/<str:bucket>/objects", api.BucketObjectsView.as_view()),
     path("files", api.FileListView.as_view()),
