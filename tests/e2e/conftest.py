@@ -1,0 +1,66 @@
+"""A live server (gunicorn on the embedded default) that the e2e tests talk HTTP to."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import _free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    user_key: str
+    service_key: str
+    env: dict
+
+
+def _manage(env: dict, *args: str) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def live_server_process(tmp_path_factory):
+    var = tmp_path_factory.mktemp("e2e-var")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_", "MEDIA_", "REDIS_", "CELERY_", "DB_", "R2_", "OIDC_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings", MEDIASTORE_VAR_DIR=str(var),
+        MEDIA_LOCAL_STORAGE_BASE_URL=f"http://127.0.0.1:{port}/files",
+        MEDIA_REMOTE_FETCH_ALLOW_NETWORKS="127.0.0.0/8", MEDIA_ENCRYPTION="app", MEDIA_ID_PREFIX="jan_",
+    )
+    env["MEDIA_MASTER_KEYS"] = _manage({**env, "MEDIA_ENCRYPTION": "none"}, "create_master_key", "--print")
+    _manage(env, "migrate", "--noinput")
+    user_key = _manage(env, "create_api_key", "--org", "e2e", "--user", "user123")
+    service_key = _manage(env, "create_api_key", "--org", "e2e", "--user", "svc", "--service")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--worker-class", "gthread", "--threads", "4"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    else:
+        server.kill()
+        pytest.fail("the live server did not become ready")
+    yield LiveServer(url=url, user_key=user_key, service_key=service_key, env=env)
+    server.terminate()
+    server.wait(timeout=20)
