@@ -142,6 +142,8 @@ MEDIA_S3_SECRET_ACCESS_KEY = env.str("MEDIA_S3_SECRET_ACCESS_KEY", aliases=("R2_
 MEDIA_S3_USE_PATH_STYLE = env.bool("MEDIA_S3_USE_PATH_STYLE", False)
 MEDIA_S3_PUBLIC_ENDPOINT = env.str("MEDIA_S3_PUBLIC_ENDPOINT", aliases=("R2_PUBLIC_URL",)).rstrip("/")
 MEDIA_S3_PRESIGN_TTL = env.duration("MEDIA_S3_PRESIGN_TTL", "168h")
+# The S3 endpoint as clients reach it, for presigned URLs; defaults to MEDIA_S3_ENDPOINT.
+MEDIA_S3_PRESIGN_ENDPOINT = env.str("MEDIA_S3_PRESIGN_ENDPOINT").rstrip("/")
 MEDIA_LOCAL_STORAGE_PATH = Path(env.str("MEDIA_LOCAL_STORAGE_PATH", str(VAR_DIR / "media"))).resolve()
 MEDIA_LOCAL_STORAGE_BASE_URL = env.str("MEDIA_LOCAL_STORAGE_BASE_URL", "http://127.0.0.1:8000/files").rstrip("/")
 MEDIA_PROXY_DOWNLOAD = env.bool("MEDIA_PROXY_DOWNLOAD", False)

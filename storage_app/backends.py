@@ -408,6 +408,25 @@ class S3Store(MediaStore):
         # S3Storage keeps one boto3 resource per thread; its client is reused for every call.
         return self.storage.connection.meta.client
 
+    @property
+    def presign_client(self):  # noqa: ANN201 - boto3 client
+        """Signs URLs for the host clients reach (MEDIA_S3_PRESIGN_ENDPOINT), which may differ
+        from the one this server talks to (e.g. `http://minio:9000` inside Compose).
+        Signing is local: this client never opens a connection."""
+        endpoint = settings.MEDIA_S3_PRESIGN_ENDPOINT
+        if not endpoint or endpoint == self.storage.endpoint_url:
+            return self.client
+        cached = getattr(self, "_presign_client", None)
+        if cached is None or cached[0] != endpoint:
+            import boto3
+
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint, region_name=self.storage.region_name,
+                aws_access_key_id=self.storage.access_key or None,
+                aws_secret_access_key=self.storage.secret_key or None, config=self.storage.client_config)
+            cached = self._presign_client = (endpoint, client)
+        return cached[1]
+
     def _errors(self, exc: Exception, key: str) -> Exception:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -479,7 +498,7 @@ class S3Store(MediaStore):
             # The bucket serves what the URL says: active content (SVG, HTML) only as a download.
             params["ResponseContentType"] = content_type
             params["ResponseContentDisposition"] = content_disposition(content_type, filename)
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl))
+        return self.presign_client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl))
 
     def signed_upload(self, key: str, *, content_type: str, max_bytes: int, ttl: float) -> SignedUpload:
         if self.encryption == "app":  # bytes must pass through the app to be encrypted
@@ -493,8 +512,8 @@ class S3Store(MediaStore):
             params["ServerSideEncryption"] = "AES256"
             extra_fields["x-amz-server-side-encryption"] = "AES256"
             conditions.append({"x-amz-server-side-encryption": "AES256"})
-        url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
-        post = self.client.generate_presigned_post(self.bucket, key, Fields=extra_fields,
+        url = self.presign_client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
+        post = self.presign_client.generate_presigned_post(self.bucket, key, Fields=extra_fields,
                                                    Conditions=conditions, ExpiresIn=expires)
         headers = {"Content-Type": content_type}
         if self.encryption == "sse":

@@ -266,3 +266,18 @@ def test_a_multipart_sized_write_keeps_every_byte(store):
     saved = store.save_stream("organizations/1/files/1/large.png", Trickle(data, step=65536), max_bytes=10**8)
     assert saved.size == len(data) == store.size(saved.key)
     assert hashlib.sha256(store.read_bytes(saved.key)).hexdigest() == saved.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_presigned_urls_can_name_the_endpoint_clients_reach(settings, moto_endpoint):
+    from tests.conftest import use_s3
+
+    use_s3(settings, moto_endpoint)
+    outside = moto_endpoint.replace("127.0.0.1", "localhost")
+    settings.MEDIA_S3_PRESIGN_ENDPOINT = outside
+    store = get_store()
+    store.save_stream("compute/p.png", io.BytesIO(payload(10)), max_bytes=10**6)
+    url = store.signed_download_url("compute/p.png", 60)
+    assert url.startswith(outside + "/")
+    assert requests.get(url, timeout=10).content == store.read_bytes("compute/p.png")
+    upload = store.signed_upload("compute/q.png", content_type="image/png", max_bytes=100, ttl=60)
+    assert upload.url.startswith(outside + "/")
