@@ -371,3 +371,25 @@ def _allowed_retention(media: MediaFile, until: datetime | None) -> datetime | N
                                  f"(until {latest.isoformat()}).", code="retention_not_allowed",
                                  param="retain_until")
     return until
+
+
+def media_restore(*, media: MediaFile) -> MediaFile:
+    """Bring a deleted (not yet purged) file back: its object must still be there and its
+    bytes must fit the quota again."""
+    if media.status != MediaFile.Status.DELETED:
+        raise Conflict("Only deleted files can be restored.", code="not_deleted")
+    if media.completed_at is None:
+        raise Conflict("A cancelled upload cannot be restored.", code="not_restorable")
+    if not get_store().exists(media.object_key):
+        raise Conflict("The file's object is gone; it cannot be restored.", code="object_missing")
+    now = timezone.now()
+    with transaction.atomic():
+        quota_reserve(organization=media.organization, n=media.bytes)
+        claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.DELETED).update(
+            status=MediaFile.Status.ACTIVE, deleted_at=None,
+            retain_until=retention_until(organization=media.organization, now=now))
+        if not claimed:
+            raise Conflict("The file changed while being restored.", code="not_deleted")
+        quota_charge(organization=media.organization, reserved=media.bytes, size=media.bytes)
+    media.refresh_from_db()
+    return media

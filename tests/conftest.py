@@ -219,6 +219,18 @@ def anon() -> APIClient:
     return APIClient()
 
 
+def _unique_png() -> bytes:
+    from tests.factories import unique_png
+
+    return unique_png()
+
+
+def _upload_file(name: str, data: bytes):  # noqa: ANN202
+    from tests.factories import upload
+
+    return upload(name, data)
+
+
 @pytest.fixture
 def store_keys():
     """A function listing every key in the configured storage (for 'nothing left behind')."""
@@ -228,3 +240,19 @@ def store_keys():
         return sorted(info.key for info in get_store().list(prefix))
 
     return keys
+
+
+@pytest.fixture
+def post_file():
+    def post(actor, data=None, name="cat.png", **fields):
+        payload = {"file": _upload_file(name, data if data is not None else _unique_png()), **fields}
+        return actor.client.post("/v1/media/upload", payload, format="multipart")
+
+    return post
+
+
+@pytest.fixture
+def alices_media(alice, post_file):
+    response = post_file(alice, model="stability/sdxl:1.0", provider="stability", prompt="a red square at dawn")
+    assert response.status_code == 201, response.content
+    return response.json()
