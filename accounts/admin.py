@@ -26,9 +26,10 @@ def usage_bar(used: int, reserved: int, limit: int) -> str:
     return format_html(
         '<div title="{} used, {} reserved of {}" style="width:160px;height:10px;background:#eee;'
         'border-radius:3px;display:flex;overflow:hidden"><div style="width:{}%;background:{}"></div>'
-        '<div style="width:{}%;background:#bbb"></div></div><small>{}%</small>',
+        '<div style="width:{}%;background:#bbb"></div></div><small>{}% · {} of {}{}</small>',
         human_bytes(used), human_bytes(reserved), human_bytes(limit), f"{percent:.1f}", color, f"{held:.1f}",
-        f"{percent:.1f}")
+        f"{percent:.1f}", human_bytes(used), human_bytes(limit),
+        f" · {human_bytes(reserved)} reserved" if reserved else "")
 
 
 def human_bytes(n: int) -> str:
@@ -48,7 +49,8 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_select_related = ["plan", "quota"]
     inlines = [MembershipInline]
     actions = ["recalculate_quota"]
-    readonly_fields = ["created_at", "usage"]
+    readonly_fields = ["created_at", "usage", "limit", "files"]
+    fields = ["name", "slug", "kind", "plan", "retention_days", "usage", "limit", "files", "created_at"]
 
     @admin.display(description="usage")
     def usage(self, org: Organization) -> str:
