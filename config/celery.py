@@ -21,7 +21,7 @@ def _broker_options() -> dict:
     if settings.CELERY_BROKER_URL:
         return {"broker_url": settings.CELERY_BROKER_URL}
     folder = Path(settings.CELERY_BROKER_DIR)
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
@@ -29,6 +29,7 @@ def _broker_options() -> dict:
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # else kombu writes ./control in the working directory
             "store_processed": False,
         },
     }
