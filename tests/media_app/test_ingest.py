@@ -292,7 +292,7 @@ def test_without_user_id_the_file_is_the_service_keys_own(acme_service):
 
 
 @pytest.mark.parametrize("who", ["alice", "bob", "charlie"])
-def test_user_keys_may_not_ingest(request, who, monkeypatch):
+def test_user_keys_may_not_ingest(db, request, who, monkeypatch):
     from media_app import ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "media_ingest", lambda **kw: pytest.fail("the service was called"))

@@ -246,7 +246,7 @@ ENDPOINTS = [("get", API), ("get", f"{API}/gen/a.png"), ("head", f"{API}/gen/a.p
 
 @pytest.mark.parametrize("method,url", ENDPOINTS)
 @pytest.mark.parametrize("who", ["alice", "bob", "charlie"])
-def test_user_keys_are_refused_on_every_endpoint(request, who, method, url, monkeypatch):
+def test_user_keys_are_refused_on_every_endpoint(db, request, who, method, url, monkeypatch):
     actor = request.getfixturevalue(who)
     _explode_storage(monkeypatch)
     response = getattr(actor.client, method)(url)
