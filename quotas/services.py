@@ -118,3 +118,12 @@ def quota_recalculate(*, organization: Organization, dry_run: bool = False) -> Q
         if not dry_run:
             Quota.objects.filter(pk=quota.pk).update(**after, recalculated_at=timezone.now())
     return QuotaDrift(organization_id=organization.pk, before=before, after=after)
+
+
+def plans_ensure_seeded() -> None:
+    """Create the two seeded plans if they are missing (a flushed test database, a restore)."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("quotas.migrations.0002_seed_plans").seed(apps, None)

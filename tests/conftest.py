@@ -178,6 +178,9 @@ def _actor(username: str, org, role: str, *, service: bool = False) -> Actor:
 @pytest.fixture
 def acme(db):
     from accounts.services import organization_create
+    from quotas.services import plans_ensure_seeded
+
+    plans_ensure_seeded()  # transactional tests flush the migration-seeded plans
 
     return organization_create(name="Acme", slug="acme", plan_slug="organization")
 
@@ -185,6 +188,9 @@ def acme(db):
 @pytest.fixture
 def globex(db):
     from accounts.services import organization_create
+    from quotas.services import plans_ensure_seeded
+
+    plans_ensure_seeded()
 
     return organization_create(name="Globex", slug="globex", plan_slug="organization")
 
