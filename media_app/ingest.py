@@ -1,7 +1,19 @@
-"""Ingest: adopt an object under `compute/` as a media file (seed 002).
+"""Ingest: adopt an object of the organization's compute namespace as a media file (seed 002).
 
     result = media_ingest(organization=org, owner=user, storage_key="compute/gen/a.png",
                           options=FileOptions(category="general", provenance=Provenance(model="flux")))
+
+Two names for one object, kept apart everywhere below:
+
+- the *source key*, `compute/<path>`: what the client sends (the compute server's view of the
+  key, seed 002), stored as `MediaFile.source_key` and answered as `source_key`;
+- the *object key*, `compute/<org id>/<path>` (`storage_app.keys.compute_key`): where the object
+  really is. Every storage call (exists, size, read, copy, delete) and `SourceCleanup.storage_key`
+  (what the cleanup job deletes) use it.
+
+The mapping is always into the caller's own namespace: `compute/<other org id>/x.png` sent
+literally names `compute/<my org id>/<other org id>/x.png`, so another organization's objects
+cannot be reached.
 
 The object is copied (server-side on S3) to the canonical key of a new file, then hashed,
 sniffed, measured, deduplicated and charged like any upload, through the same steps as
@@ -32,7 +44,7 @@ from media_app.services import (
 )
 from storage_app.backends import MediaStore, get_store
 from storage_app.categories import Category, category_check, get_category
-from storage_app.keys import COMPUTE_PREFIX, MAX_COMPUTE_PATH_LENGTH, validate_key
+from storage_app.keys import COMPUTE_PREFIX, MAX_COMPUTE_PATH_LENGTH, compute_key, validate_key
 from storage_app.sniff import SNIFF_BYTES, Sniffed, sniff
 
 
@@ -53,7 +65,7 @@ class IngestResult(StoreResult):
 
 @dataclass(frozen=True)
 class _Source:
-    key: str
+    object_key: str  # the real storage key, `compute/<org id>/<path>`
     encrypted: bool
     size: int  # plaintext bytes
     sniffed: Sniffed
@@ -61,37 +73,53 @@ class _Source:
 
 def media_ingest(*, organization: Organization, owner, storage_key: str, relocate: bool = True,  # noqa: ANN001
                  options: FileOptions) -> IngestResult:
-    """A media file of `owner` with the content of `storage_key` (under `compute/`)."""
-    key = validate_source_key(storage_key)
-    options = dataclasses.replace(options, source=MediaFile.Source.INGESTED, source_key=key,
-                                  original_name=options.original_name or key.rsplit("/", 1)[-1])
-    earlier = _ingested_before(organization=organization, owner=owner, key=key)
+    """A media file of `owner` with the content of `storage_key`.
+
+    `storage_key` is the client-facing source key `compute/<path>`; the object read is
+    `compute/<organization id>/<path>`, in `organization`'s own namespace.
+    """
+    source_key = validate_source_key(storage_key)
+    object_key = source_object_key(source_key, organization=organization)
+    options = dataclasses.replace(options, source=MediaFile.Source.INGESTED, source_key=source_key,
+                                  original_name=options.original_name or source_key.rsplit("/", 1)[-1])
+    earlier = _ingested_before(organization=organization, owner=owner, source_key=source_key, object_key=object_key)
     if earlier is not None:
-        return _answer_earlier(earlier, key=key, relocate=relocate)
+        return _answer_earlier(earlier, object_key=object_key, relocate=relocate)
     category = get_category(options.category)
     _check_plan_category(organization, category)
     store = get_store()
-    source = _inspect_source(store, key, organization=organization, category=category)
-    media, earlier = _pending_once(organization=organization, owner=owner, key=key, options=options,
-                                   category=category, source=source)
+    source = _inspect_source(store, object_key, organization=organization, category=category)
+    media, earlier = _pending_once(organization=organization, owner=owner, source_key=source_key,
+                                   object_key=object_key, options=options, category=category, source=source)
     if earlier is not None:
-        return _answer_earlier(earlier, key=key, relocate=relocate)
+        return _answer_earlier(earlier, object_key=object_key, relocate=relocate)
     result = _copy_and_activate(store, media, source, organization=organization, owner=owner, category=category)
     if relocate:
-        source_cleanup_schedule(storage_key=key, media=result.media)
+        source_cleanup_schedule(storage_key=object_key, media=result.media)
     return result
 
 
 def validate_source_key(storage_key: object) -> str:
-    """A valid key under `compute/`, else 400 `invalid_path` (param `storage_key`)."""
+    """The client-facing source key, `compute/<path>`, unchanged if valid; else 400 `invalid_path`
+    (param `storage_key`). Not a storage key: `source_object_key` maps it to one."""
     key = validate_key(storage_key, max_length=len(COMPUTE_PREFIX) + MAX_COMPUTE_PATH_LENGTH, param="storage_key")
     if not key.startswith(COMPUTE_PREFIX) or key == COMPUTE_PREFIX:
         raise InvalidPath(f"Only objects under {COMPUTE_PREFIX} can be ingested.", param="storage_key")
     return key
 
 
+def source_object_key(source_key: str, *, organization: Organization) -> str:
+    """The real storage key of a validated source key: `compute/<path>` -> `compute/<org id>/<path>`.
+
+    Always inside `organization`'s namespace, whatever `<path>` says (a leading `<other org id>/`
+    is just part of the path).
+    """
+    return compute_key(source_key[len(COMPUTE_PREFIX):], organization.pk)
+
+
 def source_cleanup_schedule(*, storage_key: str, media: MediaFile) -> SourceCleanup:
-    """Record `storage_key` for deletion after `MEDIA_SOURCE_DELETE_DELAY`; idempotent.
+    """Record the object at `storage_key` (a real object key, `compute/<org id>/<path>`) for
+    deletion after `MEDIA_SOURCE_DELETE_DELAY`; idempotent.
 
     A row already done (the path was reused and ingested again) is scheduled afresh.
     """
@@ -106,13 +134,17 @@ def source_cleanup_schedule(*, storage_key: str, media: MediaFile) -> SourceClea
 
 
 # -- idempotency --------------------------------------------------------------------------
-def _ingested_before(*, organization: Organization, owner, key: str) -> MediaFile | None:  # noqa: ANN001
-    """The live file an earlier ingest of `key` answered, within the dedup scope.
+def _ingested_before(*, organization: Organization, owner, source_key: str,  # noqa: ANN001
+                     object_key: str) -> MediaFile | None:
+    """The live file an earlier ingest of `source_key` answered, within the dedup scope.
+
+    Files are found by their client-facing `source_key` (per organization); a cleanup row by
+    the `object_key` it deletes.
 
     A pending one means another request is ingesting it right now (409, retryable); one left
     pending past its upload window by a crash is ignored, and the abandoned-uploads job removes it.
     """
-    rows = MediaFile.objects.filter(organization=organization, source_key=key)
+    rows = MediaFile.objects.filter(organization=organization, source_key=source_key)
     if settings.MEDIA_DEDUP_SCOPE != "organization":
         rows = rows.filter(owner=owner)
     if rows.filter(status=MediaFile.Status.PENDING, upload_expires_at__gt=timezone.now()).exists():
@@ -121,7 +153,7 @@ def _ingested_before(*, organization: Organization, owner, key: str) -> MediaFil
     if media is not None:
         return media
     # A source whose content was a duplicate made no row of its own; its cleanup row names the answer.
-    cleanup = SourceCleanup.objects.filter(storage_key=key, media_file__organization=organization,
+    cleanup = SourceCleanup.objects.filter(storage_key=object_key, media_file__organization=organization,
                                            media_file__status=MediaFile.Status.ACTIVE).select_related(
         "media_file").first()
     if cleanup is not None and (settings.MEDIA_DEDUP_SCOPE == "organization"
@@ -130,22 +162,24 @@ def _ingested_before(*, organization: Organization, owner, key: str) -> MediaFil
     return None
 
 
-def _answer_earlier(media: MediaFile, *, key: str, relocate: bool) -> IngestResult:
+def _answer_earlier(media: MediaFile, *, object_key: str, relocate: bool) -> IngestResult:
     if relocate:  # an earlier call without relocate may be followed by one with it
-        source_cleanup_schedule(storage_key=key, media=media)
+        source_cleanup_schedule(storage_key=object_key, media=media)
     return IngestResult(media=media, deduped=True, ingested_before=True)
 
 
-def _pending_once(*, organization: Organization, owner, key: str, options: FileOptions,  # noqa: ANN001
-                  category: Category, source: _Source) -> tuple[MediaFile | None, MediaFile | None]:
-    """The pending row and its reservation, or the file a concurrent ingest of `key` just made.
+def _pending_once(*, organization: Organization, owner, source_key: str, object_key: str,  # noqa: ANN001
+                  options: FileOptions, category: Category,
+                  source: _Source) -> tuple[MediaFile | None, MediaFile | None]:
+    """The pending row and its reservation, or the file a concurrent ingest of `source_key` just made.
 
     The organization row lock makes check-then-create one step, so two racing ingests of the
     same source cannot both create a file. It is held for two short statements, no I/O.
     """
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=organization.pk)
-        earlier = _ingested_before(organization=organization, owner=owner, key=key)
+        earlier = _ingested_before(organization=organization, owner=owner, source_key=source_key,
+                                   object_key=object_key)
         if earlier is not None:
             return None, earlier
         media = _pending_create(organization=organization, owner=owner, options=options, category=category,
@@ -154,12 +188,14 @@ def _pending_once(*, organization: Organization, owner, key: str, options: FileO
 
 
 # -- the source ---------------------------------------------------------------------------
-def _inspect_source(store: MediaStore, key: str, *, organization: Organization, category: Category) -> _Source:
-    """Size and type of the source, refused early (nothing reserved yet) if it cannot be adopted."""
+def _inspect_source(store: MediaStore, object_key: str, *, organization: Organization,
+                    category: Category) -> _Source:
+    """Size and type of the object at `object_key`, refused early (nothing reserved yet) if it
+    cannot be adopted."""
     try:
-        encrypted = store.looks_encrypted(key)
-        size = store.plain_size(key, encrypted=encrypted)
-        head = b"".join(store.open_range(key, 0, min(size, SNIFF_BYTES) - 1, encrypted=encrypted,
+        encrypted = store.looks_encrypted(object_key)
+        size = store.plain_size(object_key, encrypted=encrypted)
+        head = b"".join(store.open_range(object_key, 0, min(size, SNIFF_BYTES) - 1, encrypted=encrypted,
                                          plain_size=size)) if size else b""
     except NotFound:
         raise SourceNotFound(param="storage_key") from None
@@ -170,7 +206,7 @@ def _inspect_source(store: MediaStore, key: str, *, organization: Organization, 
         raise TooLarge(f"File size {size} exceeds the maximum of {limit} bytes.", param="storage_key")
     sniffed = sniff(head)
     category_check(category, sniffed)
-    return _Source(key=key, encrypted=encrypted, size=size, sniffed=sniffed)
+    return _Source(object_key=object_key, encrypted=encrypted, size=size, sniffed=sniffed)
 
 
 # -- copy, measure, activate --------------------------------------------------------------
@@ -195,7 +231,7 @@ def _copy(store: MediaStore, source: _Source, destination: str, *, organization:
     if store.encryption == "app" and not source.encrypted:
         return _copy_encrypting(store, source, destination, organization=organization, category=category)
     try:
-        store.copy(source.key, destination)  # server-side on S3: the bytes never pass through here
+        store.copy(source.object_key, destination)  # server-side on S3: the bytes never pass through here
     except NotFound:
         raise SourceNotFound(param="storage_key") from None
     encrypted = store.looks_encrypted(destination)
@@ -214,7 +250,7 @@ def _copy_encrypting(store: MediaStore, source: _Source, destination: str, *, or
     """A plaintext source under `MEDIA_ENCRYPTION=app`: streamed through the app to be encrypted."""
     limit = upload_limit(organization=organization, category=category)
     try:
-        saved = store.save_stream(destination, _ChunkReader(store.open_range(source.key, encrypted=False)),
+        saved = store.save_stream(destination, _ChunkReader(store.open_range(source.object_key, encrypted=False)),
                                   max_bytes=limit, check=lambda sniffed: category_check(category, sniffed))
     except NotFound:
         raise SourceNotFound(param="storage_key") from None

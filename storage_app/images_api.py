@@ -1,9 +1,12 @@
-"""Compute image storage, `/api/v1/storage/images` (seed 002): objects under `compute/`, by path.
+"""Compute image storage, `/api/v1/storage/images` (seed 002): objects by path, per organization.
 
-Service keys only. Every path is validated (`storage_app.keys.compute_key`) before the store
-is even looked up, so a hostile path never reaches a backend. Writes take the same streaming,
-size-limited, type-sniffed path as every upload (`MediaStore.save_stream`); compute objects
-have no row and are not charged to a quota.
+Service keys only. Each organization has its own namespace: a request's path `gen/a.png` is the
+object `compute/<org id>/gen/a.png` (`storage_app.keys.compute_key`), and paths in requests and
+responses stay relative to it, so one organization never sees or touches another's objects.
+Every path is validated (`compute_key`) before the store is even looked up, so a hostile path
+never reaches a backend. Writes take the same streaming, size-limited, type-sniffed path as
+every upload (`MediaStore.save_stream`); compute objects have no row and are not charged to a
+quota.
 """
 from __future__ import annotations
 
@@ -20,10 +23,11 @@ from rest_framework.views import APIView
 from accounts.principal import principal_for
 from config.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, StorageUnavailable, TooLarge
 from storage_app import crypto
+from storage_app import schema
 from storage_app.backends import LocalStore, MediaStore, S3Store, SavedObject, get_store
 from storage_app.categories import GENERAL, category_check
 from storage_app.http import ObjectView, serve_object
-from storage_app.keys import COMPUTE_PREFIX, MAX_COMPUTE_PATH_LENGTH, compute_key, validate_key
+from storage_app.keys import MAX_COMPUTE_PATH_LENGTH, compute_key, compute_prefix, validate_key
 from storage_app.sniff import OCTET_STREAM, SNIFF_BYTES, Sniffed, sniff
 from storage_app.uploads import declared_body_size, limit_uploads
 
@@ -58,11 +62,12 @@ class StoredImage:
     public_url: str | None  # where to redirect, when the object may be served by the CDN
 
 
-def image_list(*, store: MediaStore, prefix: str, limit: int) -> list[str]:
-    """Paths (relative to `compute/`) starting with `prefix`, at most `limit` of them."""
+def image_list(*, store: MediaStore, org_id: int, prefix: str, limit: int) -> list[str]:
+    """Paths (relative to the organization's `compute/` namespace) starting with `prefix`."""
+    namespace = compute_prefix(org_id)
     paths: list[str] = []
-    for info in store.list(COMPUTE_PREFIX + prefix):
-        paths.append(info.key[len(COMPUTE_PREFIX):])
+    for info in store.list(namespace + prefix):
+        paths.append(info.key[len(namespace):])
         if len(paths) >= limit:
             break
     return paths
@@ -168,33 +173,38 @@ class _ImagesView(APIView):
 
 
 class ImageListView(_ImagesView):
+    @schema.image_list
     def get(self, request: Request) -> Response:
         query = _validated(ImageListQuerySerializer, request.query_params)
         prefix = _list_prefix(request.query_params.get("prefix", ""))
         limit = min(query["limit"], MAX_LIST_LIMIT)
-        return Response(image_list(store=get_store(), prefix=prefix, limit=limit))
+        org_id = principal_for(request).organization.pk
+        return Response(image_list(store=get_store(), org_id=org_id, prefix=prefix, limit=limit))
 
 
 class ImageView(_ImagesView):
     """GET, HEAD, POST and DELETE of one path. `path` is checked before anything else happens."""
 
+    @schema.image_get
     def get(self, request: Request, path: str):  # noqa: ANN201 - a redirect or a stream
-        key = compute_key(path)
+        key = compute_key(path, principal_for(request).organization.pk)
         store = get_store()
         image = image_get(store=store, key=key, redirect=True)
         if image.public_url:
             return HttpResponseRedirect(image.public_url)
         return serve_object(request, store, image.view)
 
+    @schema.image_head
     def head(self, request: Request, path: str):  # noqa: ANN201
-        key = compute_key(path)
+        key = compute_key(path, principal_for(request).organization.pk)
         store = get_store()
         # HEAD answers here, with the real length and type, even where GET redirects.
         image = image_get(store=store, key=key, redirect=False)
         return serve_object(request, store, image.view, head=True)
 
+    @schema.image_save
     def post(self, request: Request, path: str) -> Response:
-        key = compute_key(path)
+        key = compute_key(path, principal_for(request).organization.pk)
         overwrite = str(request.query_params.get("overwrite", "")).lower() in _TRUE
         limit = _write_limit(request)
         store = get_store()
@@ -209,8 +219,9 @@ class ImageView(_ImagesView):
         return Response({"path": path, "url": url or request.build_absolute_uri(request.path),
                          "bytes": saved.size, "mime": saved.sniffed.mime, "sha256": saved.sha256}, status=201)
 
+    @schema.image_delete
     def delete(self, request: Request, path: str) -> Response:
-        key = compute_key(path)
+        key = compute_key(path, principal_for(request).organization.pk)
         image_delete(store=get_store(), key=key)
         return Response(status=204)
 

@@ -1,7 +1,8 @@
 """Storage keys: one builder, one validator, called before every storage call.
 
 User files: `organizations/{org_id}/files/{user_id}/{name}_{YYYYMMDD_HHMMSS}_{uuid8}.{ext}`.
-Compute images: `compute/{path}`.
+Compute images: `compute/{org_id}/{path}`, one namespace per organization; clients name them
+by `{path}` alone (`compute/{path}` when ingesting).
 """
 from __future__ import annotations
 
@@ -53,8 +54,14 @@ def validate_compute_path(path: object) -> str:
     return validate_key(path, max_length=MAX_COMPUTE_PATH_LENGTH, param="path")
 
 
-def compute_key(path: str) -> str:
-    return COMPUTE_PREFIX + validate_compute_path(path)
+def compute_prefix(org_id: int) -> str:
+    """An organization's compute namespace: one organization's service keys never see another's."""
+    return f"{COMPUTE_PREFIX}{org_id}/"
+
+
+def compute_key(path: str, org_id: int) -> str:
+    """The real storage key of the client-facing compute `path`, inside the organization's namespace."""
+    return compute_prefix(org_id) + validate_compute_path(path)
 
 
 def user_prefix(org_id: int, user_id: int) -> str:

@@ -1,7 +1,8 @@
 """Shared fixtures: isolated storage on both backends, a real moto S3 server, the cast.
 
 The cast (healthchecks-style): alice owns `acme`, bob is a member of `acme`, carol is an
-admin of `acme`, charlie owns `globex`; `acme_service` is a service key of acme.
+admin of `acme`, charlie owns `globex`; `acme_service` is a service key of acme, `globex_service`
+one of globex.
 """
 from __future__ import annotations
 
@@ -218,6 +219,11 @@ def charlie(globex) -> Actor:
 @pytest.fixture
 def acme_service(acme, alice) -> Actor:
     return _actor("acme-bot", acme, "member", service=True)
+
+
+@pytest.fixture
+def globex_service(globex, charlie) -> Actor:
+    return _actor("globex-bot", globex, "member", service=True)
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Ingest: a compute/ object becomes a media file of a user, copied, measured, deduplicated, charged."""
+"""Ingest: a compute/ object becomes a media file of a user, copied, measured, deduplicated, charged.
+
+Clients name sources `compute/<path>`; the object is `compute/<org id>/<path>` in the store.
+Tests write and read the store at that real key (`object_key`) and call the API with `compute/<path>`.
+"""
 import hashlib
 import io
 from datetime import timedelta
@@ -15,6 +19,7 @@ from media_app.models import MediaFile, SourceCleanup
 from media_app.services import FileOptions, Provenance
 from quotas.models import Quota
 from storage_app import crypto
+from storage_app.keys import compute_prefix
 from tests.factories import pdf_bytes, unique_png, upload
 
 # A test-local urlconf: the ingest route first, so /v1/media/<id> cannot shadow it.
@@ -31,11 +36,17 @@ def ingest_route(settings):
     settings.ROOT_URLCONF = __name__
 
 
-def put_source(path: str = "compute/gen/a.png", data: bytes | None = None) -> bytes:
+def object_key(actor, path: str = "gen/a.png") -> str:
+    """Where the source the client calls `compute/<path>` really is: the organization's namespace."""
+    return compute_prefix(actor.organization.pk) + path
+
+
+def put_source(actor, path: str = "gen/a.png", data: bytes | None = None) -> bytes:
+    """Write a source as the compute server does, straight to the store at its real key."""
     from storage_app.backends import get_store
 
     data = data if data is not None else unique_png(24, 12)
-    get_store().save_stream(path, io.BytesIO(data), max_bytes=10**8)
+    get_store().save_stream(object_key(actor, path), io.BytesIO(data), max_bytes=10**8)
     return data
 
 
@@ -58,7 +69,7 @@ def error_of(response, status):
 def test_it_copies_the_source_to_a_canonical_key_and_schedules_the_source_for_deletion(alice, backend, store,
                                                                                       settings):
     settings.MEDIA_SOURCE_DELETE_DELAY = 600.0
-    data = put_source()
+    data = put_source(alice)
     before = timezone.now()
     result = ingest(alice, category="general", visibility="public",
                     provenance=Provenance(model="flux-1", provider="bfl", prompt="a cat", generation={"seed": 7}))
@@ -73,15 +84,15 @@ def test_it_copies_the_source_to_a_canonical_key_and_schedules_the_source_for_de
     assert (media.model, media.provider, media.prompt, media.generation) == ("flux-1", "bfl", "a cat", {"seed": 7})
     assert media.visibility == "public"
     assert store.read_bytes(media.storage_key) == data
-    assert store.read_bytes("compute/gen/a.png") == data  # deleted later, by the cleanup job
-    cleanup = SourceCleanup.objects.get(storage_key="compute/gen/a.png")
+    assert store.read_bytes(object_key(alice)) == data  # deleted later, by the cleanup job
+    cleanup = SourceCleanup.objects.get(storage_key=object_key(alice))
     assert cleanup.media_file == media and cleanup.done_at is None
     assert before + timedelta(seconds=600) <= cleanup.delete_after <= timezone.now() + timedelta(seconds=600)
     assert quota_of(alice.organization) == (len(data), 0, 1)
 
 
 def test_ingesting_the_same_source_twice_answers_the_same_file(alice, backend, store_keys):
-    data = put_source()
+    data = put_source(alice)
     first = ingest(alice).media
     again = ingest(alice)
     assert again.media.pk == first.pk and again.deduped and again.ingested_before
@@ -91,9 +102,9 @@ def test_ingesting_the_same_source_twice_answers_the_same_file(alice, backend, s
 
 
 def test_it_stays_idempotent_after_the_source_was_deleted(alice, store):
-    put_source()
+    put_source(alice)
     first = ingest(alice).media
-    store.delete("compute/gen/a.png")  # what the cleanup job does after the delay
+    store.delete(object_key(alice))  # what the cleanup job does after the delay
     assert ingest(alice).media.pk == first.pk
 
 
@@ -106,13 +117,13 @@ def test_the_copy_is_the_stores_own_server_side_copy(alice, backend, store, monk
         real_copy(self, source, destination)
 
     monkeypatch.setattr(type(store), "copy", spy)
-    put_source()
+    put_source(alice)
     media = ingest(alice).media
-    assert copied == [("compute/gen/a.png", media.storage_key)]
+    assert copied == [(object_key(alice), media.storage_key)]
 
 
 def test_without_relocate_the_source_is_kept_until_a_later_ingest_asks(alice):
-    put_source()
+    put_source(alice)
     media = media_ingest(organization=alice.organization, owner=alice.user, storage_key="compute/gen/a.png",
                          relocate=False, options=FileOptions()).media
     assert not SourceCleanup.objects.exists()
@@ -124,7 +135,7 @@ def test_known_content_answers_the_owners_existing_file_and_keeps_no_copy(alice,
     data = unique_png()
     uploaded = alice.client.post("/api/v1/storage/upload", {"file": upload("cat.png", data)}, format="multipart")
     assert uploaded.status_code == 201
-    put_source(data=data)
+    put_source(alice, data=data)
     result = ingest(alice)
     assert result.deduped and not result.ingested_before
     assert result.media.storage_key == uploaded.json()["object_name"]
@@ -136,7 +147,7 @@ def test_known_content_answers_the_owners_existing_file_and_keeps_no_copy(alice,
 
 
 def test_another_owner_gets_a_file_of_their_own(alice, bob):
-    put_source()
+    put_source(alice)
     first = ingest(alice).media
     second = ingest(bob).media
     assert second.pk != first.pk and second.owner == bob.user
@@ -144,13 +155,13 @@ def test_another_owner_gets_a_file_of_their_own(alice, bob):
 
 # -- refusals leave nothing behind and never touch the source ------------------------------------
 def test_an_ingest_past_the_quota_is_refused_and_the_source_is_untouched(alice, backend, store, store_keys):
-    data = put_source()
+    data = put_source(alice)
     Quota.objects.filter(organization=alice.organization).update(limit_override_bytes=len(data) - 1)
     with pytest.raises(QuotaExceeded):
         ingest(alice)
     assert not MediaFile.objects.exists() and not SourceCleanup.objects.exists()
     assert quota_of(alice.organization) == (0, 0, 0)
-    assert store.read_bytes("compute/gen/a.png") == data
+    assert store.read_bytes(object_key(alice)) == data
     assert store_keys("organizations/") == []
 
 
@@ -175,15 +186,15 @@ def test_a_key_outside_compute_is_a_400_before_any_storage_call(alice, key, monk
 
 @pytest.mark.parametrize("data,category", [(ELF, "general"), (pdf_bytes(), "profile_image")])
 def test_content_the_category_refuses_is_a_415_and_leaves_nothing(alice, store, store_keys, data, category):
-    put_source(data=data)
+    put_source(alice, data=data)
     with pytest.raises(UnsupportedMediaType):
         ingest(alice, category=category)
     assert not MediaFile.objects.exists() and store_keys("organizations/") == []
-    assert store.exists("compute/gen/a.png")
+    assert store.exists(object_key(alice))
 
 
 def test_a_source_over_the_file_limit_is_a_413(alice, settings, store_keys):
-    put_source(data=unique_png() + b"\0" * 5000)
+    put_source(alice, data=unique_png() + b"\0" * 5000)
     settings.MEDIA_MAX_BYTES = 1000
     with pytest.raises(TooLarge) as caught:
         ingest(alice)
@@ -199,16 +210,16 @@ def test_a_failing_copy_leaves_no_row_no_reservation_and_the_source(alice, backe
 
     monkeypatch.setattr(LocalStore, "copy", broken)
     monkeypatch.setattr(S3Store, "copy", broken)
-    data = put_source()
+    data = put_source(alice)
     with pytest.raises(StorageUnavailable):
         ingest(alice)
     assert not MediaFile.objects.exists() and not SourceCleanup.objects.exists()
     assert quota_of(alice.organization) == (0, 0, 0)
-    assert store.read_bytes("compute/gen/a.png") == data
+    assert store.read_bytes(object_key(alice)) == data
 
 
 def test_a_source_being_ingested_right_now_is_a_409(alice):
-    put_source()
+    put_source(alice)
     MediaFile.objects.create(id="med_pending", organization=alice.organization, owner=alice.user,
                              status=MediaFile.Status.PENDING, storage_key="organizations/x/pending.png",
                              source="ingested", source_key="compute/gen/a.png",
@@ -219,7 +230,7 @@ def test_a_source_being_ingested_right_now_is_a_409(alice):
 
 
 def test_a_pending_row_left_by_a_crash_does_not_block_forever(alice):
-    put_source()
+    put_source(alice)
     MediaFile.objects.create(id="med_stale", organization=alice.organization, owner=alice.user,
                              status=MediaFile.Status.PENDING, storage_key="organizations/x/stale.png",
                              source="ingested", source_key="compute/gen/a.png",
@@ -228,10 +239,10 @@ def test_a_pending_row_left_by_a_crash_does_not_block_forever(alice):
 
 
 def test_a_reused_path_is_scheduled_for_deletion_again(alice):
-    put_source()
+    put_source(alice)
     media = ingest(alice).media
     SourceCleanup.objects.update(done_at=timezone.now(), attempts=2)
-    cleanup = source_cleanup_schedule(storage_key="compute/gen/a.png", media=media)
+    cleanup = source_cleanup_schedule(storage_key=object_key(alice), media=media)
     assert cleanup.done_at is None and cleanup.attempts == 0
 
 
@@ -246,7 +257,7 @@ def test_a_plaintext_source_is_encrypted_on_its_way_in(alice, backend, app_encry
     from storage_app.backends import get_store
 
     settings.MEDIA_ENCRYPTION = "none"
-    data = put_source()  # written by the compute server, not through the app
+    data = put_source(alice)  # written by the compute server, not through the app
     settings.MEDIA_ENCRYPTION = "app"
     store = get_store()
     media = ingest(alice).media
@@ -259,9 +270,9 @@ def test_a_plaintext_source_is_encrypted_on_its_way_in(alice, backend, app_encry
 def test_an_encrypted_source_is_copied_as_is_and_measured_in_plaintext(alice, backend, app_encryption):
     from storage_app.backends import get_store
 
-    data = put_source()
+    data = put_source(alice)
     store = get_store()
-    assert store.looks_encrypted("compute/gen/a.png")
+    assert store.looks_encrypted(object_key(alice))
     media = ingest(alice).media
     assert media.encryption == "app" and media.bytes == len(data)
     assert media.sha256 == hashlib.sha256(data).hexdigest() and (media.width, media.height) == (24, 12)
@@ -270,7 +281,7 @@ def test_an_encrypted_source_is_copied_as_is_and_measured_in_plaintext(alice, ba
 
 # -- the endpoint -----------------------------------------------------------------------------------
 def test_a_service_key_ingests_for_a_member_of_its_organization(acme_service, bob, backend):
-    data = put_source()
+    data = put_source(acme_service)
     response = acme_service.client.post(INGEST, {"storage_key": "compute/gen/a.png", "user_id": "bob",
                                                  "model": "flux-1", "prompt": "a cat"}, format="json")
     assert response.status_code == 201, response.content
@@ -286,7 +297,7 @@ def test_a_service_key_ingests_for_a_member_of_its_organization(acme_service, bo
 
 
 def test_without_user_id_the_file_is_the_service_keys_own(acme_service):
-    put_source()
+    put_source(acme_service)
     response = acme_service.client.post(INGEST, {"storage_key": "compute/gen/a.png"}, format="json")
     assert response.status_code == 201 and response.json()["user"] == "acme-bot"
 
@@ -308,7 +319,7 @@ def test_no_credentials_is_a_401(anon, db):
 
 @pytest.mark.parametrize("user_id", ["nobody", "charlie", "999999"])
 def test_a_user_outside_the_organization_is_a_404(acme_service, charlie, user_id):
-    put_source()
+    put_source(acme_service)
     response = acme_service.client.post(INGEST, {"storage_key": "compute/gen/a.png", "user_id": user_id},
                                         format="json")
     assert error_of(response, 404)["code"] == "user_not_found"
@@ -333,13 +344,13 @@ def test_a_missing_source_is_a_404_over_the_api(acme_service):
 def test_over_the_quota_is_a_413_with_no_file_and_the_source_untouched(acme_service, store_keys):
     from storage_app.backends import get_store
 
-    data = put_source()
+    data = put_source(acme_service)
     Quota.objects.update_or_create(organization=acme_service.organization, defaults={"limit_override_bytes": 10})
     response = acme_service.client.post(INGEST, {"storage_key": "compute/gen/a.png", "user_id": "alice"},
                                         format="json")
     assert error_of(response, 413)["code"] == "quota_exceeded"
     assert not MediaFile.objects.exists() and not SourceCleanup.objects.exists()
-    assert get_store().read_bytes("compute/gen/a.png") == data
+    assert get_store().read_bytes(object_key(acme_service)) == data
     assert store_keys("organizations/") == []
 
 
@@ -351,7 +362,7 @@ def test_over_the_quota_is_a_413_with_no_file_and_the_source_untouched(acme_serv
     ({"storage_key": "compute/gen/a.png", "category": "selfies"}, "category"),
 ])
 def test_bad_input_is_a_400_naming_the_field(acme_service, payload, param):
-    put_source()
+    put_source(acme_service)
     assert error_of(acme_service.client.post(INGEST, payload, format="json"), 400)["param"] == param
     assert not MediaFile.objects.exists()
 
@@ -365,3 +376,60 @@ def test_the_image_endpoints_and_ingest_work_together(acme_service, backend):
                                      format="json").json()
     assert media["sha256"] == hashlib.sha256(data).hexdigest()
     assert acme_service.client.head(f"{images}/gen/b.png").status_code == 200  # until the cleanup job runs
+
+
+# -- one organization's namespace ------------------------------------------------------------------
+def test_the_source_key_is_client_facing_and_every_storage_call_uses_the_real_key(alice, store, monkeypatch):
+    from storage_app.backends import LocalStore, S3Store
+
+    touched = []
+    for cls in (LocalStore, S3Store):
+        for name in ("exists", "size", "plain_size", "looks_encrypted", "open_range", "copy", "delete"):
+            real = getattr(cls, name)
+
+            def spy(self, key, *args, _real=real, **kwargs):
+                touched.append(key)
+                return _real(self, key, *args, **kwargs)
+
+            monkeypatch.setattr(cls, name, spy)
+    put_source(alice)
+    media = ingest(alice).media
+    sources = [key for key in touched if key.startswith("compute/")]
+    assert sources and set(sources) == {object_key(alice)}
+    assert media.source_key == "compute/gen/a.png"
+    assert SourceCleanup.objects.get().storage_key == f"compute/{alice.organization.pk}/gen/a.png"
+
+
+def test_each_organization_ingests_its_own_object_at_the_same_path(acme_service, globex_service, backend):
+    acmes, globexs = put_source(acme_service), put_source(globex_service)
+    for actor, data in ((acme_service, acmes), (globex_service, globexs)):
+        response = actor.client.post(INGEST, {"storage_key": "compute/gen/a.png"}, format="json")
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["source_key"] == "compute/gen/a.png"
+    assert set(SourceCleanup.objects.values_list("storage_key", flat=True)) == {
+        object_key(acme_service), object_key(globex_service)}
+
+
+@pytest.mark.parametrize("literal", [False, True], ids=["same-path", "other-namespace-literally"])
+def test_another_organizations_service_key_cannot_ingest_its_objects(acme_service, globex_service, store,
+                                                                    store_keys, literal):
+    data = put_source(acme_service)
+    key = f"compute/{acme_service.organization.pk}/gen/a.png" if literal else "compute/gen/a.png"
+    response = globex_service.client.post(INGEST, {"storage_key": key, "user_id": "charlie"}, format="json")
+    assert error_of(response, 404)["code"] == "source_not_found"
+    assert not MediaFile.objects.exists() and not SourceCleanup.objects.exists()
+    assert store.read_bytes(object_key(acme_service)) == data
+    assert store_keys("organizations/") == []
+
+
+def test_another_organizations_namespace_sent_literally_resolves_inside_the_callers(acme_service,
+                                                                                   globex_service):
+    acme_id = acme_service.organization.pk
+    put_source(acme_service, "gen/a.png")
+    globexs = put_source(globex_service, f"{acme_id}/gen/a.png")  # globex's own object, at that relative path
+    response = globex_service.client.post(INGEST, {"storage_key": f"compute/{acme_id}/gen/a.png"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["sha256"] == hashlib.sha256(globexs).hexdigest()
+    assert response.json()["source_key"] == f"compute/{acme_id}/gen/a.png"
+    assert SourceCleanup.objects.get().storage_key == f"compute/{globex_service.organization.pk}/{acme_id}/gen/a.png"

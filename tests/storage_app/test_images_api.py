@@ -1,4 +1,8 @@
-"""Compute image storage, /api/v1/storage/images: service keys only, paths under compute/, both backends."""
+"""Compute image storage, /api/v1/storage/images: service keys only, both backends.
+
+Paths are relative to the caller's organization namespace, `compute/<org id>/`: the API speaks
+`gen/a.png`, the store holds `compute/<org id>/gen/a.png` (what `stored`/`object_key` read).
+"""
 import io
 
 import pytest
@@ -7,6 +11,7 @@ from hypothesis import strategies as st
 
 from media_app.models import MediaFile
 from storage_app import crypto
+from storage_app.keys import compute_prefix
 from tests.conftest import use_local, use_s3
 from tests.factories import png_bytes, unique_png, upload
 
@@ -31,14 +36,19 @@ def body_of(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
-def stored(path: str) -> bytes:
+def object_key(actor, path: str) -> str:
+    """The real storage key of `path` for `actor`'s organization."""
+    return compute_prefix(actor.organization.pk) + path
+
+
+def stored(actor, path: str) -> bytes:
     from storage_app.backends import get_store
 
-    return get_store().read_bytes(f"compute/{path}")
+    return get_store().read_bytes(object_key(actor, path))
 
 
 # -- the five endpoints, on both backends ----------------------------------------------------
-def test_a_service_key_saves_heads_gets_lists_and_deletes_an_image(acme_service, backend):
+def test_a_service_key_saves_heads_gets_lists_and_deletes_an_image(acme_service, backend, store_keys):
     data = unique_png(16, 9)
     response = put(acme_service, "generations/2025/a.png", data)
     assert response.status_code == 201, response.content
@@ -46,7 +56,8 @@ def test_a_service_key_saves_heads_gets_lists_and_deletes_an_image(acme_service,
     assert body["path"] == "generations/2025/a.png"
     assert body["url"] == f"http://testserver{API}/generations/2025/a.png"
     assert body["bytes"] == len(data) and body["mime"] == "image/png"
-    assert stored("generations/2025/a.png") == data
+    assert stored(acme_service, "generations/2025/a.png") == data
+    assert store_keys("compute/") == [f"compute/{acme_service.organization.pk}/generations/2025/a.png"]
 
     head = acme_service.client.head(f"{API}/generations/2025/a.png")
     assert head.status_code == 200
@@ -67,10 +78,11 @@ def test_get_redirects_to_the_cdn_on_s3_with_a_public_endpoint(acme_service, set
     use_s3(settings, moto_endpoint)
     settings.MEDIA_S3_PUBLIC_ENDPOINT = CDN
     saved = put(acme_service, "gen/a.png")
-    assert saved.json()["url"] == f"{CDN}/compute/gen/a.png"
+    real = f"{CDN}/compute/{acme_service.organization.pk}/gen/a.png"
+    assert saved.json()["path"] == "gen/a.png" and saved.json()["url"] == real
     response = acme_service.client.get(f"{API}/gen/a.png")
     assert response.status_code == 302
-    assert response["Location"] == f"{CDN}/compute/gen/a.png"
+    assert response["Location"] == real
 
 
 def test_a_missing_image_is_a_404_even_where_get_would_redirect(acme_service, settings, moto_endpoint):
@@ -150,14 +162,14 @@ def test_an_existing_path_is_a_409_without_overwrite(acme_service, backend):
     put(acme_service, "gen/a.png", original)
     error = error_of(put(acme_service, "gen/a.png", unique_png()), 409)
     assert error["code"] == "image_exists"
-    assert stored("gen/a.png") == original
+    assert stored(acme_service, "gen/a.png") == original
 
 
 def test_overwrite_true_replaces_an_existing_image(acme_service, backend):
     put(acme_service, "gen/a.png")
     replacement = unique_png(12, 12)
     assert put(acme_service, "gen/a.png", replacement, overwrite=True).status_code == 201
-    assert stored("gen/a.png") == replacement
+    assert stored(acme_service, "gen/a.png") == replacement
 
 
 @pytest.mark.parametrize("data", [ELF, HTML], ids=["executable", "html"])
@@ -220,7 +232,7 @@ def test_listing_limits_default_to_100_and_are_capped(acme_service, monkeypatch)
 
     store = get_store()
     for n in range(101):
-        store.save_stream(f"compute/many/{n:03}.png", io.BytesIO(png_bytes()), max_bytes=10_000)
+        store.save_stream(object_key(acme_service, f"many/{n:03}.png"), io.BytesIO(png_bytes()), max_bytes=10_000)
     assert len(acme_service.client.get(API).json()) == 100
     assert len(acme_service.client.get(API, {"limit": 7}).json()) == 7
     monkeypatch.setattr(images_api, "MAX_LIST_LIMIT", 50)
@@ -237,6 +249,73 @@ def test_a_hostile_prefix_is_a_400(acme_service, prefix, monkeypatch):
     _explode_storage(monkeypatch)
     error = error_of(acme_service.client.get(API, {"prefix": prefix}), 400)
     assert error["code"] == "invalid_path" and error["param"] == "prefix"
+
+
+# -- one organization's namespace ---------------------------------------------------------------
+@pytest.fixture
+def acmes_image(request, acme_service) -> bytes:
+    if "backend" in request.fixturenames:  # pick the store first, whatever the argument order
+        request.getfixturevalue("backend")
+    data = unique_png(10, 10)
+    assert put(acme_service, "gen/a.png", data).status_code == 201
+    return data
+
+
+def test_another_organization_does_not_see_the_image_in_its_list(acme_service, globex_service, acmes_image,
+                                                                 backend):
+    acme_id = acme_service.organization.pk
+    assert globex_service.client.get(API).json() == []
+    assert globex_service.client.get(API, {"prefix": "gen"}).json() == []
+    assert globex_service.client.get(API, {"prefix": f"{acme_id}/"}).json() == []
+    put(globex_service, "gen/b.png")
+    assert globex_service.client.get(API).json() == ["gen/b.png"]
+    assert acme_service.client.get(API).json() == ["gen/a.png"]
+
+
+@pytest.mark.parametrize("literal", [False, True], ids=["same-path", "other-namespace-literally"])
+def test_another_organization_cannot_get_head_or_delete_the_image(acme_service, globex_service, acmes_image,
+                                                                  backend, literal):
+    path = f"{acme_service.organization.pk}/gen/a.png" if literal else "gen/a.png"
+    assert error_of(globex_service.client.get(f"{API}/{path}"), 404)["code"] == "image_not_found"
+    assert globex_service.client.head(f"{API}/{path}").status_code == 404
+    assert error_of(globex_service.client.delete(f"{API}/{path}"), 404)["code"] == "image_not_found"
+    assert stored(acme_service, "gen/a.png") == acmes_image
+    assert body_of(acme_service.client.get(f"{API}/gen/a.png")) == acmes_image
+
+
+def test_another_organization_is_not_redirected_to_the_image(acme_service, globex_service, settings,
+                                                             moto_endpoint):
+    use_s3(settings, moto_endpoint)
+    settings.MEDIA_S3_PUBLIC_ENDPOINT = CDN
+    put(acme_service, "gen/a.png")
+    assert error_of(globex_service.client.get(f"{API}/gen/a.png"), 404)["code"] == "image_not_found"
+    put(globex_service, "gen/a.png")
+    assert globex_service.client.get(f"{API}/gen/a.png")["Location"] == \
+        f"{CDN}/compute/{globex_service.organization.pk}/gen/a.png"
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new", "overwrite"])
+def test_a_write_to_the_same_path_makes_another_organizations_own_image(acme_service, globex_service, acmes_image,
+                                                                         backend, store_keys, overwrite):
+    globexs = unique_png(11, 11)
+    response = put(globex_service, "gen/a.png", globexs, overwrite=overwrite)
+    assert response.status_code == 201, response.content  # no 409: acme's image is not in globex's namespace
+    assert response.json()["path"] == "gen/a.png"
+    assert stored(globex_service, "gen/a.png") == globexs
+    assert stored(acme_service, "gen/a.png") == acmes_image
+    assert store_keys("compute/") == sorted([object_key(acme_service, "gen/a.png"),
+                                             object_key(globex_service, "gen/a.png")])
+    assert body_of(globex_service.client.get(f"{API}/gen/a.png")) == globexs
+    assert body_of(acme_service.client.get(f"{API}/gen/a.png")) == acmes_image
+
+
+def test_a_path_naming_another_namespace_stays_inside_the_callers(acme_service, globex_service, acmes_image,
+                                                                  store_keys):
+    path = f"{acme_service.organization.pk}/gen/a.png"
+    assert put(globex_service, path, overwrite=True).status_code == 201
+    assert stored(acme_service, "gen/a.png") == acmes_image
+    assert object_key(globex_service, path) in store_keys("compute/")
+    assert globex_service.client.get(API).json() == [path]
 
 
 # -- who may call -----------------------------------------------------------------------------

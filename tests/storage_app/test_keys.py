@@ -5,7 +5,9 @@ from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
 from config.errors import InvalidPath
-from storage_app.keys import build_user_key, compute_key, user_prefix, validate_compute_path, validate_key
+from storage_app.keys import (
+    build_user_key, compute_key, compute_prefix, user_prefix, validate_compute_path, validate_key,
+)
 
 HOSTILE = [
     "../x.png", "a/../b", "..", ".", "/etc/passwd", "a//b.png", "a/./b.png", "a\\b.png", "a\x00.png",
@@ -30,7 +32,20 @@ def test_it_rejects_non_strings():
 @pytest.mark.parametrize("key", ["a.png", "generations/2025/img_01.webp", "a-b_c~d+e=f@g,h/x.y.z"])
 def test_it_accepts_plain_relative_paths(key):
     assert validate_compute_path(key) == key
-    assert compute_key(key) == f"compute/{key}"
+    assert compute_key(key, 7) == f"compute/7/{key}"
+
+
+@pytest.mark.parametrize("key", HOSTILE)
+def test_compute_keys_refuse_hostile_paths_whatever_the_organization(key):
+    with pytest.raises(InvalidPath):
+        compute_key(key, 7)
+
+
+def test_compute_prefixes_are_per_organization_and_slash_terminated_so_org1_is_not_org10():
+    assert compute_prefix(1) == "compute/1/"
+    assert not compute_prefix(10).startswith(compute_prefix(1))
+    # Another organization's namespace named as a path stays inside the caller's.
+    assert compute_key("2/gen/a.png", 1) == "compute/1/2/gen/a.png"
 
 
 def test_user_keys_follow_the_documented_layout():
