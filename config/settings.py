@@ -204,6 +204,11 @@ MEDIA_DEDUP_SCOPE = env.choice("MEDIA_DEDUP_SCOPE", ("owner", "organization", "o
 MEDIA_UPLOAD_TTL = env.duration("MEDIA_UPLOAD_TTL", "1h")
 MEDIA_SOURCE_DELETE_DELAY = env.duration("MEDIA_SOURCE_DELETE_DELAY", "1h")
 MEDIA_PURGE_GRACE = env.duration("MEDIA_PURGE_GRACE", "0")
+# Objects younger than this are never called stray by reconcile_storage (an upload may be mid-way).
+MEDIA_RECONCILE_GRACE = env.duration("MEDIA_RECONCILE_GRACE", "1h")
+# Whether the scheduled reconcile_storage deletes stray objects (the command's --fix). Off by
+# default: after restoring an older database backup, every newer object would look stray.
+MEDIA_RECONCILE_FIX = env.bool("MEDIA_RECONCILE_FIX", False)
 # A JSON body may carry a base64 data URL of a file at the size limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MEDIA_MAX_BYTES * 4 // 3 + 1024 * 1024
 
@@ -215,6 +220,13 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Beat's schedule: each entry's interval is overridable as MEDIASTORE_SCHEDULE_<NAME> (a duration).
 _SCHEDULE_DEFAULTS = {
     "heartbeat": ("media_app.tasks.heartbeat", "60s"),
+    # The lifecycle jobs (media_app/lifecycle.py; README "Background jobs").
+    "expire_media": ("media_app.tasks.expire_media", "15m"),
+    "purge_media": ("media_app.tasks.purge_media", "15m"),
+    "cleanup_sources": ("media_app.tasks.cleanup_sources", "5m"),
+    "expire_uploads": ("media_app.tasks.expire_uploads", "10m"),
+    "recalculate_quotas": ("media_app.tasks.recalculate_quotas", "6h"),
+    "reconcile_storage": ("media_app.tasks.reconcile_storage", "24h"),
 }
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": env.duration(f"MEDIASTORE_SCHEDULE_{name.upper()}", default)}
