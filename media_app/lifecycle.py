@@ -449,11 +449,12 @@ def reconcile_storage(*, dry_run: bool = False, fix: bool = False, organization:
         if org_id is not None:
             seen.add(org_id)
             _reconcile_rows(store, org_id, present, result=result, batch_size=batch_size)
-    unseen = Organization.objects.exclude(pk__in=seen)
+    organizations = Organization.objects.order_by("pk")
     if organization is not None:
-        unseen = unseen.filter(pk=organization.pk)
-    for org_id in unseen.values_list("pk", flat=True).iterator():
-        _reconcile_rows(store, org_id, set(), result=result, batch_size=batch_size)
+        organizations = organizations.filter(pk=organization.pk)
+    for org_id in organizations.values_list("pk", flat=True).iterator():
+        if org_id not in seen:  # no object at all: every active row's object is missing
+            _reconcile_rows(store, org_id, set(), result=result, batch_size=batch_size)
     return result
 
 
