@@ -111,12 +111,12 @@ class MediaFileAdmin(admin.ModelAdmin):
         self._each(request, queryset, lambda m: media_update(media=m, changes={"visibility": "private"}),
                    "Made private")
 
-    @admin.action(description="Purge now (deleted files: remove their objects)", permissions=["delete"])
+    @admin.action(description="Purge now (deleted files: remove their objects)", permissions=["change"])
     def purge_now(self, request: HttpRequest, queryset: QuerySet[MediaFile]) -> None:
         from media_app.lifecycle import purge_media
 
         result = purge_media(media_ids=list(queryset.values_list("pk", flat=True)), grace=0)
-        self.message_user(request, f"Purge: {result}")
+        self.message_user(request, f"Purge: {result.summary()}")
 
 
 @admin.register(SourceCleanup)

@@ -241,8 +241,11 @@ def _release_used(rows: list[MediaFile]) -> None:
 
 # -- 2. purge -----------------------------------------------------------------------------
 def purge_media(*, dry_run: bool = False, organization: Organization | None = None, batch_size: int = BATCH_SIZE,
-                grace: float | None = None, now: datetime | None = None, progress: Progress = None) -> PurgeResult:
+                grace: float | None = None, now: datetime | None = None, progress: Progress = None,
+                media_ids: list[str] | None = None) -> PurgeResult:
     """Deleted files older than `grace` (MEDIA_PURGE_GRACE) lose their object and become `purged`.
+
+    `media_ids` limits the run to those files (the admin's "purge now").
 
     An original that a live alias still reads is kept, and purged once its last live alias is
     gone. A failed storage delete puts the row back to `deleted` with `storage_error` set; the
@@ -252,6 +255,8 @@ def purge_media(*, dry_run: bool = False, organization: Organization | None = No
     grace = settings.MEDIA_PURGE_GRACE if grace is None else grace
     deleted = _scoped(MediaFile.objects.filter(status=Status.DELETED), organization).filter(
         Q(deleted_at__lte=now - timedelta(seconds=grace)) | Q(deleted_at__isnull=True))
+    if media_ids is not None:
+        deleted = deleted.filter(pk__in=media_ids)
     shared = Exists(MediaFile.objects.filter(duplicate_of=OuterRef("pk"), status__in=LIVE))
     due = deleted.exclude(shared)
     result = PurgeResult(dry_run=dry_run, kept_shared=deleted.filter(shared).count())

@@ -211,6 +211,8 @@ def _activate(media: MediaFile, *, organization: Organization, facts: dict,
     """Pending -> active and the quota charge, together; only one caller can win the claim."""
     now = timezone.now()
     with transaction.atomic():
+        if duplicate_of is not None and not _lock_live(duplicate_of.pk):
+            duplicate_of = None  # the original went away meanwhile: keep this file's own object
         claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
             status=MediaFile.Status.ACTIVE, completed_at=now, reserved_bytes=0, upload_expires_at=None,
             retain_until=retention_until(organization=organization, now=now), duplicate_of=duplicate_of, **facts)
@@ -220,6 +222,12 @@ def _activate(media: MediaFile, *, organization: Organization, facts: dict,
     if not claimed and media.status != MediaFile.Status.ACTIVE:
         raise Conflict("The upload is no longer pending.", code="upload_not_pending")
     return media
+
+
+def _lock_live(media_id: str) -> bool:
+    """Lock an original and tell whether it is still active. The purge job locks the same row
+    before removing an object, so an alias is never made to point at a purged object."""
+    return MediaFile.objects.select_for_update().filter(pk=media_id, status=MediaFile.Status.ACTIVE).exists()
 
 
 def _abandon(store: MediaStore, media: MediaFile, *, delete_object: bool = True) -> None:
@@ -384,6 +392,8 @@ def media_restore(*, media: MediaFile) -> MediaFile:
         raise Conflict("The file's object is gone; it cannot be restored.", code="object_missing")
     now = timezone.now()
     with transaction.atomic():
+        if media.duplicate_of_id and not _lock_live(media.duplicate_of_id):
+            raise Conflict("The original this alias reads is no longer live.", code="object_missing")
         quota_reserve(organization=media.organization, n=media.bytes)
         claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.DELETED).update(
             status=MediaFile.Status.ACTIVE, deleted_at=None,

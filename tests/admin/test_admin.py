@@ -142,3 +142,12 @@ def test_staff_without_superuser_rights_see_only_what_they_are_granted(client, f
 def test_anonymous_visitors_are_sent_to_the_login(client, db):
     response = client.get("/admin/media_app/mediafile/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_purge_now_removes_the_objects_of_selected_deleted_files(operator, files, store_keys):
+    _act(operator, "delete_files", files[:2])
+    _act(operator, "purge_now", files)  # the active one is left alone
+    statuses = dict(MediaFile.objects.values_list("pk", "status"))
+    assert [statuses[i] for i in files] == ["purged", "purged", "active"]
+    keys = store_keys("organizations/")
+    assert keys == [MediaFile.objects.get(pk=files[2]).storage_key]

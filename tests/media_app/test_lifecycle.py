@@ -246,10 +246,6 @@ def test_an_upload_of_the_same_content_during_a_purge_gets_its_own_object(alice,
     assert_storage_matches_live_rows()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "services._activate sets duplicate_of without re-checking, under a lock, that the original is still "
-    "active; an original deleted and purged between _find_duplicate and _activate leaves the alias without "
-    "its object (see the lifecycle report)"))
 def test_an_original_purged_between_finding_it_and_aliasing_it_is_not_aliased(alice, monkeypatch):
     from media_app import services
 
