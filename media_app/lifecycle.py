@@ -338,10 +338,23 @@ def _claim_cleanup(row: SourceCleanup, now: datetime) -> bool:
         delete_after=now + timedelta(seconds=CLEANUP_LEASE)))
 
 
+def _rewritten_since(store: MediaStore, row: SourceCleanup) -> bool:
+    """Whether the compute server wrote the path again after it was ingested: then the object
+    is new content, not the adopted source, and must stay. (Clock skew errs on keeping it.)"""
+    for info in store.list(row.storage_key):
+        if info.key == row.storage_key:
+            return info.modified is not None and info.modified > row.created_at
+    return False
+
+
 def _cleanup_one(store: MediaStore, row: SourceCleanup, result: CleanupResult) -> None:
     try:
         if not row.storage_key.startswith(COMPUTE_PREFIX):  # never a user file, whatever the row says
             raise ValueError(f"not under {COMPUTE_PREFIX}")
+        if _rewritten_since(store, row):
+            SourceCleanup.objects.filter(pk=row.pk).update(
+                done_at=timezone.now(), last_error="kept: the path was written again after the ingest")
+            return
         store.delete(validate_key(row.storage_key))
     except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch
         attempts = row.attempts + 1

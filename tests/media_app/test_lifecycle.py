@@ -637,3 +637,13 @@ def test_after_a_mixed_sequence_and_one_run_of_every_job_storage_and_usage_match
     assert fresh(alias_kept).status == "active" and fresh(ingested).status == "active"
     assert not MediaFile.objects.exclude(storage_error="").exists()
     assert "would" not in out.getvalue() and out.getvalue().count("\n") >= 6
+
+
+def test_a_source_written_again_after_its_ingest_is_kept(db):
+    row = cleanup_for(compute_object("gen/again.png"))
+    SourceCleanup.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    compute_object("gen/again.png")  # the compute server reuses the path with new content
+    result = lifecycle.cleanup_sources(now=timezone.now() + timedelta(days=2))
+    row.refresh_from_db()
+    assert result.deleted == 0 and row.done_at is not None and "written again" in row.last_error
+    assert "compute/gen/again.png" in compute_keys()
