@@ -22,6 +22,7 @@ _STATUS_CODES = {
     404: ("not_found", "not_found_error", "Not found."),
     405: ("method_not_allowed", "invalid_request_error", "Method not allowed."),
     413: ("max_size_exceeded", "size_error", "Request body too large."),
+    416: ("range_not_satisfiable", "invalid_request_error", "The requested range is not satisfiable."),
     500: ("internal_error", "api_error", "Internal server error."),
 }
 
@@ -79,7 +80,7 @@ class ApiErrorMiddleware:
             response.status_code, ("error", "api_error", response.reason_phrase or "Error.")
         )
         replacement = json_error_body(response.status_code, message, code=code, type=type_)
-        for header in ("Allow", "WWW-Authenticate", "Retry-After"):
+        for header in ("Allow", "WWW-Authenticate", "Retry-After", "Content-Range"):  # Content-Range: 416
             if header in response:
                 replacement[header] = response[header]
         return replacement

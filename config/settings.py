@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's and Redoc's files, served from /static/ (no CDN)
     "storages",
     "accounts",
     "quotas",
@@ -59,6 +61,7 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.PrimaryPinMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/: the admin's and /docs' files
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -130,6 +133,14 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves /static/ from STATIC_ROOT (collectstatic, as the image does) and, before
+# any collectstatic (`make run`), straight from the apps' static folders. It warns at start-up
+# when STATIC_ROOT does not exist, so an empty one is made (var/ is writable by design).
+WHITENOISE_USE_FINDERS = True
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only var/: WhiteNoise warns, and serves from the apps all the same
+    pass
 
 # --- Media storage ---------------------------------------------------------------------
 _r2_configured = bool(env.str("R2_ENDPOINT_URL") and env.str("R2_ACCESS_KEY_ID"))
@@ -248,9 +259,53 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 API_KEY_LAST_USED_RESOLUTION = 60  # seconds; avoids a write on every request
+
+# /api/schema (OpenAPI 3) and /docs (Swagger UI); config/openapi.py adds what views share.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mediastore API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Storage for the media AI applications generate and their users upload.\n\n"
+        "Surfaces: the Media API (`/v1/media`), the Storage API (`/api/v1/storage`), compute image "
+        "storage (`/api/v1/storage/images`, service keys only), app-signed file URLs (`/files/{key}`) "
+        "and health checks.\n\n"
+        "Authenticate with an API key (`Authorization: Bearer msk_...` or `X-API-Key: msk_...`) or, "
+        "when OIDC is configured, an access token from the provider (`Authorization: Bearer <JWT>`).\n\n"
+        "Every error answers `{\"error\": {\"message\", \"type\", \"code\", \"param\"?}}`."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "DEFAULT_GENERATOR_CLASS": "config.openapi.SchemaGenerator",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "MediaStatusEnum": "media_app.models.MediaFile.Status",
+        "CategoryEnum": "media_app.schema.CATEGORY_VALUES",
+        "FileCategoryEnum": "media_app.models.MediaFile.Category",  # the Storage API's (labelled) choices
+        "MediaObjectEnum": ["media"],
+        "ListObjectEnum": ["list"],
+        "UploadObjectEnum": ["upload"],
+        "PendingStatusEnum": ["pending"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_plain_views",
+        "config.openapi.add_error_responses",
+    ],
+    "TAGS": [
+        {"name": "media", "description": "The Media API: upload, presigned uploads, resolve, list, content."},
+        {"name": "storage", "description": "The Storage API: files, buckets, objects, usage and quota."},
+        {"name": "images", "description": "Compute image storage under `compute/` (service keys only)."},
+        {"name": "files", "description": "App-signed URLs (local backend, app-encrypted objects)."},
+        {"name": "operations", "description": "Liveness and readiness."},
+    ],
+}
 
 # --- OIDC ------------------------------------------------------------------------------
 # Bearer JWTs from an OpenID Connect provider, verified locally against its JWKS

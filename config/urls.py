@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
 from storage_app import views as storage_views
@@ -17,6 +18,8 @@ urlpatterns = [
     path("api/v1/storage/", include("storage_app.urls")),
     path("v1/media", include("media_app.urls")),
     path("admin/", admin.site.urls),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
 if settings.OIDC_LOGIN_ENABLED:  # the admin's browser login through the OIDC provider (accounts/oidc.py)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.core.validators import ProhibitNullCharactersValidator
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.principal import principal_for
+from media_app import schema
 from media_app import serializers as s
 from media_app.ingest import media_ingest
 from media_app.views import file_options, owner_for
@@ -33,6 +35,8 @@ class IngestView(APIView):
     permission_classes = [IsAuthenticated, ServiceKeyOnly]
     parser_classes = [JSONParser]
 
+    @extend_schema(request=IngestInput)
+    @schema.media_ingest
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = s.validated(IngestInput, request.data)

@@ -2,12 +2,14 @@ from django.urls import path
 
 from media_app import views
 from media_app.ingest_views import IngestView
+from media_app.ingest_views import IngestView
 
 urlpatterns = [
     path("", views.MediaCollectionView.as_view(), name="media-collection"),
     path("/upload", views.UploadView.as_view(), name="media-upload"),
     path("/prepare-upload", views.PrepareUploadView.as_view(), name="media-prepare-upload"),
     path("/resolve", views.ResolveView.as_view(), name="media-resolve"),
+    path("/ingest", IngestView.as_view(), name="media-ingest"),  # before /<media_id>, which would shadow it
     path("/ingest", IngestView.as_view(), name="media-ingest"),
     path("/<str:media_id>", views.MediaDetailView.as_view(), name="media-detail"),
     path("/<str:media_id>/presign", views.PresignView.as_view(), name="media-presign"),

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.principal import Principal, principal_for
 from accounts.services import user_get_in_organization
 from config.errors import NotFound, PermissionDenied
+from media_app import schema
 from media_app import serializers as s
 from media_app.fetch import open_remote
 from media_app.models import MediaFile
@@ -56,6 +57,7 @@ class MediaCollectionView(APIView):
 
     parser_classes = [JSONParser]
 
+    @schema.media_list
     def get(self, request: Request) -> Response:
         principal = principal_for(request)
         query = s.validated(s.ListQuery, request.query_params)
@@ -64,6 +66,7 @@ class MediaCollectionView(APIView):
         return Response({"object": "list", "data": [output.media(m) for m in page], "has_more": has_more,
                          "next_cursor": s.encode_cursor(page[-1]) if has_more else None})
 
+    @schema.media_create
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = s.validated(s.CreateInput, request.data)
@@ -97,6 +100,7 @@ class UploadView(APIView):
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
+    @schema.media_upload
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         if request.content_type.startswith("application/json"):
@@ -137,6 +141,7 @@ def prepared_body(prepared) -> dict:  # noqa: ANN001
 class PrepareUploadView(APIView):
     parser_classes = [JSONParser]
 
+    @schema.media_prepare_upload
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = s.validated(s.PrepareUploadInput, request.data)
@@ -160,16 +165,19 @@ def completed_if_arrived(media: MediaFile) -> MediaFile:
 class MediaDetailView(APIView):
     parser_classes = [JSONParser]
 
+    @schema.media_retrieve
     def get(self, request: Request, media_id: str) -> Response:
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
         return Response(s.MediaOutput(request).media(media))
 
+    @schema.media_complete
     def put(self, request: Request, media_id: str) -> Response:
         """Seed 000 step 3: complete the upload."""
         media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
         body = s.MediaOutput(request).media(media_upload_complete(media=media))
         return Response({**body, "result": body})
 
+    @schema.media_update
     def patch(self, request: Request, media_id: str) -> Response:
         media = media_get(principal_for(request), media_id)
         changes = s.validated(s.PatchInput, request.data)
@@ -177,6 +185,7 @@ class MediaDetailView(APIView):
             changes["generation"] = s.ProvenanceInput().validate_generation(changes["generation"])
         return Response(s.MediaOutput(request).media(media_update(media=media, changes=changes)))
 
+    @schema.media_destroy
     def delete(self, request: Request, media_id: str) -> Response:
         media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
         media_delete(media=media)
@@ -184,6 +193,7 @@ class MediaDetailView(APIView):
 
 
 class PresignView(APIView):
+    @schema.media_presign
     def get(self, request: Request, media_id: str) -> Response:
         ttl = s.presign_ttl(s.validated(s.PresignQuery, request.query_params).get("ttl"))
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
@@ -196,6 +206,7 @@ class PresignView(APIView):
 class ResolveView(APIView):
     parser_classes = [JSONParser]
 
+    @schema.media_resolve
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         ids = s.validated(s.ResolveInput, request.data)["ids"]
@@ -213,9 +224,11 @@ class ContentView(APIView):
 
     permission_classes = [AllowAny]
 
+    @schema.media_content
     def get(self, request: Request, media_id: str) -> HttpResponse:
         return self._serve(request, media_id, head=False)
 
+    @schema.media_content_head
     def head(self, request: Request, media_id: str) -> HttpResponse:
         return self._serve(request, media_id, head=True)
 

@@ -16,6 +16,7 @@ from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
 from media_app.services import FileOptions, media_delete, media_store_stream, upload_limit
 from quotas.services import quota_get, quota_limit, quota_recalculate
+from storage_app import schema
 from storage_app import serializers as s
 from storage_app.backends import get_store
 from storage_app.categories import ALL_CATEGORIES, GENERAL, effective_max_bytes, get_category
@@ -36,6 +37,7 @@ def _validated(serializer_class, data) -> dict:  # noqa: ANN001
 
 
 class BucketListView(APIView):
+    @schema.storage_buckets
     def get(self, request: Request) -> Response:
         principal_for(request)
         store = get_store()
@@ -45,6 +47,7 @@ class BucketListView(APIView):
 class BucketObjectsView(APIView):
     """The real bucket listing, restricted to the caller's own folder."""
 
+    @schema.storage_bucket_objects
     def get(self, request: Request, bucket: str) -> Response:
         principal = principal_for(request)
         if bucket != _bucket_name():
@@ -64,6 +67,7 @@ class BucketObjectsView(APIView):
 
 
 class FileListView(APIView):
+    @schema.storage_files
     def get(self, request: Request) -> Response:
         principal = principal_for(request)
         query = _validated(s.FileListQuerySerializer, request.query_params)
@@ -85,6 +89,7 @@ class FileListView(APIView):
 
 
 class UploadView(APIView):
+    @schema.storage_upload
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         org = principal.organization
@@ -112,12 +117,14 @@ def _object(principal: Principal, object_name: str) -> MediaFile:
 
 
 class ObjectMetadataView(APIView):
+    @schema.storage_object_metadata
     def get(self, request: Request, object_name: str) -> Response:
         media = _object(principal_for(request), object_name)
         return Response(s.StoredFileSerializer(media).data)
 
 
 class ObjectPresignView(APIView):
+    @schema.storage_object_presign
     def get(self, request: Request, object_name: str) -> Response:
         principal = principal_for(request)
         query = _validated(s.PresignQuerySerializer, request.query_params)
@@ -135,6 +142,7 @@ class ObjectPresignView(APIView):
 
 
 class ObjectDeleteView(APIView):
+    @schema.storage_object_delete
     def delete(self, request: Request, object_name: str) -> Response:
         media = _object(principal_for(request), object_name)
         media_delete(media=media)
@@ -161,11 +169,13 @@ def _usage(principal: Principal) -> dict:
 
 
 class UsageView(APIView):
+    @schema.storage_usage
     def get(self, request: Request) -> Response:
         return Response(_usage(principal_for(request)))
 
 
 class QuotaView(APIView):
+    @schema.storage_quota
     def get(self, request: Request) -> Response:
         org = principal_for(request).organization
         plan = org.plan
@@ -184,6 +194,7 @@ class QuotaView(APIView):
 
 
 class QuotaRecalculateView(APIView):
+    @schema.storage_quota_recalculate
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         if not principal.is_admin:

@@ -1,4 +1,5 @@
 import pytest
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import path
 from rest_framework.decorators import api_view, permission_classes
@@ -24,10 +25,17 @@ def crashes(request):
     raise RuntimeError("boom")
 
 
+def unsatisfiable_range(request):
+    response = HttpResponse(status=416)  # as storage_app.http.serve_object answers
+    response["Content-Range"] = "bytes */10"
+    return response
+
+
 urlpatterns = [
     path("api/test/quota", raises_service_error),
     path("api/test/post-only", post_only),
     path("api/test/crash", crashes),
+    path("api/test/range", unsatisfiable_range),
 ]
 
 
@@ -76,3 +84,10 @@ def test_every_response_has_a_request_id(client):
 def test_a_sane_caller_request_id_is_echoed_and_a_hostile_one_replaced(client):
     assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
     assert client.get("/healthz", HTTP_X_REQUEST_ID="bad id\r\nx")["X-Request-ID"] != "bad id\r\nx"
+
+
+def test_a_416_keeps_its_content_range_in_the_envelope(client_here):
+    # Found by schemathesis: the rewrite into the envelope dropped the header RFC 9110 asks for.
+    response = client_here.get("/api/test/range")
+    assert_envelope(response, 416, "range_not_satisfiable")
+    assert response["Content-Range"] == "bytes */10"
