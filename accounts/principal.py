@@ -38,12 +38,20 @@ def principal_for(request: Request) -> Principal:
         organization, is_service = auth.organization, auth.kind == ApiKey.Kind.SERVICE
     else:
         organization, is_service = _session_organization(user), False
-    membership = Membership.objects.filter(user=user, organization=organization).only("role").first()
-    if membership is None:
+    role = _role(user, organization, auth)
+    if role is None:
         raise PermissionDenied("You are not a member of this organization.")
-    principal = Principal(user=user, organization=organization, role=membership.role, is_service=is_service)
+    principal = Principal(user=user, organization=organization, role=role, is_service=is_service)
     request._mediastore_principal = principal
     return principal
+
+
+def _role(user, organization: Organization, auth: object) -> str | None:  # noqa: ANN001
+    """The caller's role; an API key's lookup already fetched it (`member_role`), in the same query."""
+    if isinstance(auth, ApiKey) and hasattr(auth, "member_role"):
+        return auth.member_role
+    membership = Membership.objects.filter(user=user, organization=organization).only("role").first()
+    return membership.role if membership else None
 
 
 def _session_organization(user) -> Organization:  # noqa: ANN001

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
@@ -118,9 +119,24 @@ def _check_plan_category(organization: Organization, category: Category) -> None
 
 
 # -- storing bytes ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LateFields:
+    """What a multipart body said after its file part: the owner and options it ends with."""
+
+    owner: object
+    options: FileOptions
+
+
 def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  # noqa: ANN001
-                       options: FileOptions, declared_size: int | None = None) -> StoreResult:
-    """Store a stream as a new active file (or answer the owner's existing copy)."""
+                       options: FileOptions, declared_size: int | None = None,
+                       late: Callable[[], LateFields | None] | None = None) -> StoreResult:
+    """Store a stream as a new active file (or answer the owner's existing copy).
+
+    `late` is for multipart bodies streamed as they arrive, whose fields may follow the
+    file: it is called once the bytes are stored, before deduplication and activation, and
+    what it answers is checked against the stored content and recorded (a refusal undoes
+    everything, like any other failure).
+    """
     category = get_category(options.category)
     _check_plan_category(organization, category)
     limit = check_declared_size(organization=organization, category=category, declared=declared_size)
@@ -145,7 +161,38 @@ def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  
         if "media" in state:
             _abandon(store, state["media"], delete_object=False)  # save_stream removed the object
         raise
+    if late is not None:
+        try:
+            owner, saved = _apply_late(store, state["media"], saved, late(), organization=organization, owner=owner)
+        except BaseException:
+            _abandon(store, state["media"])
+            raise
     return _activate_saved(store, state["media"], saved, organization=organization, owner=owner)
+
+
+def _apply_late(store: MediaStore, media: MediaFile, saved: SavedObject, late: LateFields | None, *,  # noqa: ANN001
+                organization: Organization, owner) -> tuple[object, SavedObject]:
+    """Late fields on a stored, still pending file: category re-checked, owner's key moved to."""
+    if late is None:
+        return owner, saved
+    category = get_category(late.options.category)
+    _check_plan_category(organization, category)
+    category_check(category, saved.sniffed)
+    limit = upload_limit(organization=organization, category=category)
+    if saved.size > limit:
+        raise TooLarge(f"File size {saved.size} exceeds the maximum of {limit} bytes.", param="file")
+    provenance = late.options.provenance
+    changes = {"category": category.name, "visibility": late.options.visibility, "model": provenance.model,
+               "provider": provenance.provider, "prompt": provenance.prompt, "generation": provenance.generation or {}}
+    if late.owner.pk != owner.pk:  # the key names its owner: move the object (a rename, or a server-side copy)
+        key = build_user_key(org_id=organization.pk, user_id=late.owner.pk,
+                             original_name=media.original_name or "file", ext=saved.sniffed.ext, now=timezone.now())
+        store.move(media.storage_key, key)
+        media.storage_key = key  # from here on, undoing deletes the moved object
+        changes.update(owner=late.owner, storage_key=key)
+        saved = replace(saved, key=key)
+    MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(**changes)
+    return late.owner, saved
 
 
 def _save(store: MediaStore, key_for, source: BinaryIO, *, limit: int, reserved: int, check) -> SavedObject:  # noqa: ANN001

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,14 +19,14 @@ from media_app.fetch import open_remote
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
-    FileOptions, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
+    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
     media_store_stream, media_update, media_upload_complete, media_upload_prepare, upload_limit,
 )
 from media_app.sources import Base64Reader, parse_data_url
 from storage_app.backends import get_store
 from storage_app.categories import get_category
 from storage_app.http import ObjectView, serve_object
-from storage_app.uploads import declared_body_size, limit_uploads
+from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
 LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
 
@@ -107,13 +108,17 @@ class UploadView(APIView):
             return self._presigned(request, principal)
         org = principal.organization
         check_declared_size(organization=org, category=get_category(None), declared=declared_body_size(request))
-        limit_uploads(request._request, max_bytes=upload_limit(organization=org, category=get_category(None)))
-        data = s.validated(s.MultipartUploadInput, request.data)
+        # Streamed: the file part goes to storage as it arrives; fields after it come in late().
+        form = open_upload_form(request._request)
+        data = s.validated(s.MultipartUploadInput, form.fields, partial=True)
+        upload = required_file(form, "No file was submitted.")
         owner = owner_for(principal, data.get("user_id"))
-        upload = data["file"]
-        options = file_options(data, original_name=upload.name or "file")
-        result = media_store_stream(organization=org, owner=owner, source=upload, declared_size=upload.size,
-                                    options=options)
+        name = upload.name or "file"
+        limit = upload_limit(organization=org, category=get_category(data.get("category")))
+        result = media_store_stream(organization=org, owner=owner, source=upload,
+                                    options=file_options(data, original_name=name),
+                                    declared_size=min(form.bound, limit),  # no more than the rest of the body
+                                    late=lambda: late_fields(principal, form, name))
         return stored_response(request, result)
 
     def _presigned(self, request: Request, principal: Principal) -> Response:
@@ -126,6 +131,21 @@ class UploadView(APIView):
         body["result"] = {"id": prepared.media.pk, "url": prepared.url, "method": prepared.method,
                           "headers": prepared.headers, "expires_at": prepared.expires_at}
         return Response(body, status=201)
+
+
+def required_file(form: UploadForm, message: str):  # noqa: ANN201 - a readable file part
+    if form.file is None:
+        raise ValidationError({"file": [ErrorDetail(message, code="required")]})
+    return form.file
+
+
+def late_fields(principal: Principal, form: UploadForm, name: str) -> LateFields | None:
+    """Fields sent after the file (seed 004's `-F file=@x.png -F user_id=...`), all of them re-validated."""
+    everything = form.finish()
+    if not form.late_fields:
+        return None
+    data = s.validated(s.MultipartUploadInput, everything, partial=True)
+    return LateFields(owner=owner_for(principal, data.get("user_id")), options=file_options(data, original_name=name))
 
 
 def prepared_body(prepared) -> dict:  # noqa: ANN001

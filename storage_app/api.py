@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,14 +15,16 @@ from accounts.principal import Principal, principal_for
 from config.errors import InvalidRequest, NotFound, PermissionDenied
 from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
-from media_app.services import FileOptions, media_delete, media_store_stream, upload_limit
+from media_app.services import (
+    FileOptions, LateFields, check_declared_size, media_delete, media_store_stream, upload_limit,
+)
 from quotas.services import quota_get, quota_limit, quota_recalculate
 from storage_app import schema
 from storage_app import serializers as s
 from storage_app.backends import get_store
 from storage_app.categories import ALL_CATEGORIES, GENERAL, effective_max_bytes, get_category
 from storage_app.keys import user_prefix, validate_key
-from storage_app.uploads import declared_body_size, limit_uploads
+from storage_app.uploads import declared_body_size, open_upload_form
 
 DEFAULT_PRESIGN_SECONDS = 3600
 
@@ -32,6 +35,13 @@ def _bucket_name() -> str:
 
 def _validated(serializer_class, data) -> dict:  # noqa: ANN001
     serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _validated_partial(serializer_class, data) -> dict:  # noqa: ANN001
+    """The fields present, checked one by one (a streamed form's file is not among them)."""
+    serializer = serializer_class(data=data, partial=True)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -93,18 +103,27 @@ class UploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         org = principal.organization
-        limit = upload_limit(organization=org, category=GENERAL)
-        declared = declared_body_size(request)
         # Refuse a body already known to be too large before reading it.
-        from media_app.services import check_declared_size
+        check_declared_size(organization=org, category=GENERAL, declared=declared_body_size(request))
+        # Streamed: the file part goes to storage as it arrives; a category after it comes in late().
+        form = open_upload_form(request._request)
+        data = _validated_partial(s.UploadSerializer, form.fields)
+        if form.file is None:
+            raise ValidationError({"file": [ErrorDetail("A 'file' field is required.", code="required")]})
+        name = form.file.name or "file"
 
-        check_declared_size(organization=org, category=GENERAL, declared=declared)
-        limit_uploads(request._request, max_bytes=limit)
-        data = _validated(s.UploadSerializer, request.data)
-        upload = data["file"]
+        def late() -> LateFields | None:
+            everything = form.finish()
+            if not form.late_fields:
+                return None
+            category = _validated_partial(s.UploadSerializer, everything).get("category")
+            return LateFields(owner=principal.user, options=FileOptions(original_name=name, category=category))
+
+        category = data.get("category")
         result = media_store_stream(
-            organization=org, owner=principal.user, source=upload, declared_size=upload.size,
-            options=FileOptions(original_name=upload.name or "file", category=data["category"]),
+            organization=org, owner=principal.user, source=form.file,
+            declared_size=min(form.bound, upload_limit(organization=org, category=get_category(category))),
+            options=FileOptions(original_name=name, category=category), late=late,
         )
         return Response(s.StoredFileSerializer(result.media).data, status=201)
 

@@ -5,11 +5,15 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import quote
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import quote_etag
 
-from storage_app.backends import MediaStore, content_disposition
+from storage_app.backends import READ_BLOCK, LocalStore, MediaStore, content_disposition
+from storage_app.keys import validate_key
 from storage_app.sniff import is_inline_safe
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -65,16 +69,73 @@ def serve_object(request: HttpRequest, store: MediaStore, obj: ObjectView, *, he
         response["Content-Range"] = f"bytes */{obj.size}"
         return response
     start, end = wanted if wanted else (0, obj.size - 1)
+    status = 206 if wanted else 200
     if head or obj.size == 0:
-        response = HttpResponse(status=206 if wanted else 200)
-    else:
+        response = HttpResponse(status=status)
+    elif (accel := _accel_redirect(store, obj)) is not None:
+        apply_content_headers(accel, obj, etag)
+        return accel  # nginx reads the file, ranges included
+    elif (response := _file_response(store, obj, start, end, status)) is None:
         chunks = primed(store.open_range(obj.key, start, end, encrypted=obj.encrypted, plain_size=obj.size))
-        response = StreamingHttpResponse(chunks, status=206 if wanted else 200)
+        response = StreamingHttpResponse(chunks, status=status)
     response["Content-Length"] = str(end - start + 1 if obj.size else 0)
     if wanted:
         response["Content-Range"] = f"bytes {start}-{end}/{obj.size}"
     apply_content_headers(response, obj, etag)
     return response
+
+
+def _plain_local(store: MediaStore, obj: ObjectView) -> bool:
+    if not isinstance(store, LocalStore):
+        return False
+    return not (obj.encrypted if obj.encrypted is not None else store.looks_encrypted(obj.key))
+
+
+def _file_response(store: MediaStore, obj: ObjectView, start: int, end: int, status: int) -> FileResponse | None:
+    """A plaintext object on the local disk, as a file the WSGI server sends itself.
+
+    Django hands `file_to_stream` to `wsgi.file_wrapper`; gunicorn then sends it with
+    sendfile(2), from the descriptor's offset for Content-Length bytes, without the bytes
+    passing through Python. Servers without sendfile read it in `block_size` pieces (1 MiB,
+    not Django's 4 KiB). Anything else (encrypted, S3) streams through `open_range`.
+    """
+    if not _plain_local(store, obj):
+        return None
+    response = FileResponse(RangeFile(store.open_file(obj.key), start, end - start + 1), status=status)
+    response.block_size = READ_BLOCK
+    return response
+
+
+def _accel_redirect(store: MediaStore, obj: ObjectView) -> HttpResponse | None:
+    """Behind nginx, with `MEDIA_ACCEL_REDIRECT_PREFIX` set: let nginx serve the file (README, Performance)."""
+    prefix = getattr(settings, "MEDIA_ACCEL_REDIRECT_PREFIX", "")
+    if not prefix or not _plain_local(store, obj):
+        return None
+    response = HttpResponse()
+    response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(validate_key(obj.key))
+    return response
+
+
+class RangeFile:
+    """An open file, positioned at a range's start, that reads no further than the range's end."""
+
+    def __init__(self, handle: BinaryIO, start: int, length: int) -> None:
+        handle.seek(start)
+        self._handle = handle
+        self._left = length
+
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._handle.read(self._left if n is None or n < 0 else min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
