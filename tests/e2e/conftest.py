@@ -49,14 +49,15 @@ def live_server_process(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--worker-class", "gthread", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(var / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+            # The first request loads the whole app in a worker: give it time on a busy machine.
+            if requests.get(f"{url}/readyz", timeout=15).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.3)
     else:
         server.kill()
