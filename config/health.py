@@ -6,11 +6,13 @@ import logging
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 logger = logging.getLogger("mediastore.health")
 
 
+@csrf_exempt  # no session state here: a POST is a 405, not a CSRF 403
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up and serving; checks nothing else."""
@@ -36,6 +38,7 @@ def _check_broker() -> None:
         conn.ensure_connection(max_retries=1, timeout=2)
 
 
+@csrf_exempt
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Database, storage (write-read-delete of a probe object) and, when configured, the broker."""

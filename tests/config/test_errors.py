@@ -91,3 +91,9 @@ def test_a_416_keeps_its_content_range_in_the_envelope(client_here):
     response = client_here.get("/api/test/range")
     assert_envelope(response, 416, "range_not_satisfiable")
     assert response["Content-Range"] == "bytes */10"
+
+
+def test_posting_to_the_health_checks_is_a_405_not_a_csrf_403(db):
+    strict = Client(enforce_csrf_checks=True)
+    assert_envelope(strict.post("/healthz"), 405, "method_not_allowed")
+    assert_envelope(strict.delete("/readyz"), 405, "method_not_allowed")
