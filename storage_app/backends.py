@@ -208,12 +208,15 @@ class MediaStore(ABC):
 
     # -- writing ----------------------------------------------------------------------
     def save_stream(self, key: str | Callable[[Sniffed], str], source: BinaryIO, *, max_bytes: int,
-                    check: Callable[[Sniffed], None] | None = None) -> SavedObject:
+                    check: Callable[[Sniffed], None] | None = None, replacing: bool = False) -> SavedObject:
         """Store `source` under `key` in one pass; nothing is left behind on failure.
 
         `check` sees the sniffed type before the first byte is written and may raise
         (type not allowed here), so refused content never reaches the backend. `key` may
         be a function of the sniffed type (the extension of a new key comes from content).
+        Writes are atomic on both backends (rename; a single or completed multipart PUT), so a
+        failed write leaves any earlier object under `key` as it was; the belt-and-braces
+        delete after a failure is skipped when `replacing` one, so the old object survives.
         """
         if isinstance(key, str):
             validate_key(key)
@@ -233,7 +236,8 @@ class MediaStore(ABC):
             self._write(key, stream, content_type=sniffed.mime)
         except BaseException:
             reader.close()
-            self._discard(key)
+            if not replacing:
+                self._discard(key)
             raise
         return SavedObject(key=key, size=reader.size, sha256=reader.sha256, sniffed=sniffed,
                            encryption=self.encryption, key_id=key_id, head=reader.kept)
@@ -614,14 +618,15 @@ class S3Store(MediaStore):
         return self._call(key, self.client.head_object, Bucket=self.bucket, Key=key)["ContentLength"]
 
     def delete(self, key: str) -> None:
-        self._call(key, self.client.delete_object, Bucket=self.bucket, Key=key)
+        self._call(key, self.client.delete_object, Bucket=self.bucket, Key=validate_key(key))
 
     def copy(self, source: str, destination: str) -> None:
         validate_key(source)
         validate_key(destination)
         # Managed copy: server-side, multipart above 8 MB, never through this process.
+        extra = {"ServerSideEncryption": "AES256"} if self.encryption == "sse" else None
         self._call(source, self.client.copy, {"Bucket": self.bucket, "Key": source}, self.bucket, destination,
-                   Config=self.transfer)
+                   ExtraArgs=extra, Config=self.transfer)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")

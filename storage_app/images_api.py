@@ -99,7 +99,7 @@ def image_save(*, store: MediaStore, key: str, source, max_bytes: int, overwrite
     def check(sniffed: Sniffed) -> None:
         category_check(GENERAL, sniffed)
 
-    return store.save_stream(key, source, max_bytes=max_bytes, check=check)
+    return store.save_stream(key, source, max_bytes=max_bytes, check=check, replacing=overwrite)
 
 
 def image_delete(*, store: MediaStore, key: str) -> None:

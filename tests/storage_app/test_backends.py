@@ -281,3 +281,24 @@ def test_presigned_urls_can_name_the_endpoint_clients_reach(settings, moto_endpo
     assert requests.get(url, timeout=10).content == store.read_bytes("compute/p.png")
     upload = store.signed_upload("compute/q.png", content_type="image/png", max_bytes=100, ttl=60)
     assert upload.url.startswith(outside + "/")
+
+
+def test_a_failed_replacement_keeps_the_old_object(store):
+    key = "compute/1/keep.png"
+    old = payload(100)
+    store.save_stream(key, io.BytesIO(old), max_bytes=10**6)
+    with pytest.raises(TooLarge):
+        store.save_stream(key, io.BytesIO(payload(5000)), max_bytes=1000, replacing=True)
+    assert store.read_bytes(key) == old
+
+
+def test_sse_copies_stay_encrypted(settings, moto_endpoint):
+    from tests.conftest import use_s3
+
+    use_s3(settings, moto_endpoint)
+    settings.MEDIA_ENCRYPTION = "sse"
+    store = get_store()
+    store.save_stream("compute/1/a.png", io.BytesIO(payload(10)), max_bytes=10**6)
+    store.copy("compute/1/a.png", "organizations/1/files/1/a.png")
+    head = store.client.head_object(Bucket=store.bucket, Key="organizations/1/files/1/a.png")
+    assert head["ServerSideEncryption"] == "AES256"
