@@ -5,12 +5,13 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db import connections, router
 from django.utils import timezone
+from django.utils.functional import cached_property
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey, Membership, Organization
 from accounts.services import KEY_PREFIX, hash_secret, key_prefix
 from config.errors import NotAuthenticated
 
@@ -56,17 +57,81 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 def _key_with_role(secret: str) -> ApiKey | None:
-    """`api_key_lookup`, plus the key user's role in the key's organization (`member_role`,
-    None when not a member), so a request authenticates in one query."""
+    """`api_key_lookup`, in one query: the key with its user, organization and plan loaded, and
+    the user's role in that organization as `member_role` (None when not a member)."""
     prefix = key_prefix(secret)
     if prefix is None:
         return None
-    role = Membership.objects.filter(user=OuterRef("user"), organization=OuterRef("organization")).values("role")[:1]
-    key = (ApiKey.objects.select_related("organization", "organization__plan", "user")
-           .annotate(member_role=Subquery(role)).filter(prefix=prefix).first())
+    key = _KEY_QUERY.fetch(prefix)
     if key is None or not secrets.compare_digest(key.secret_hash, hash_secret(secret)):
         return None
     return key
+
+
+class _KeyQuery:
+    """The statement behind every API-key request, built once from the models' metadata.
+
+    Through the ORM, building and compiling this four-table select costs about 2 ms per request
+    on a small machine, several times what the database spends on it (profile in
+    docs/benchmarks.md, row 8). Only the prefix changes between requests, so the SQL is made
+    once, and rows become model instances as the ORM makes them (`Model.from_db`, with each
+    field's database converters), related objects attached.
+    """
+
+    def __init__(self) -> None:
+        self._sql: dict[str, str] = {}  # per database vendor (quoting)
+
+    @cached_property
+    def models(self) -> list[tuple[type, str]]:  # resolved on first use, once the apps are loaded
+        from django.contrib.auth import get_user_model
+
+        from quotas.models import Plan
+
+        return [(ApiKey, "k"), (Organization, "o"), (Plan, "p"), (get_user_model(), "u")]
+
+    def sql(self, connection) -> str:  # noqa: ANN001
+        if connection.vendor not in self._sql:
+            q = connection.ops.quote_name
+            columns = [f"{alias}.{q(f.column)}" for model, alias in self.models for f in model._meta.concrete_fields]
+            key, org, plan, user = (f"{q(model._meta.db_table)} {alias}" for model, alias in self.models)
+            member = q(Membership._meta.db_table)
+            self._sql[connection.vendor] = (
+                f"SELECT {', '.join(columns)}, m.{q('role')} FROM {key} "
+                f"JOIN {org} ON o.{q('id')} = k.{q('organization_id')} JOIN {plan} ON p.{q('id')} = o.{q('plan_id')} "
+                f"JOIN {user} ON u.{q('id')} = k.{q('user_id')} "
+                f"LEFT JOIN {member} m ON m.{q('user_id')} = k.{q('user_id')} "
+                f"AND m.{q('organization_id')} = k.{q('organization_id')} "
+                f"WHERE k.{q('prefix')} = %s")
+        return self._sql[connection.vendor]
+
+    def fetch(self, prefix: str) -> ApiKey | None:
+        alias = router.db_for_read(ApiKey)
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql(connection), [prefix])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        instances, offset = [], 0
+        for model, table in self.models:
+            fields = model._meta.concrete_fields
+            values = [_converted(row[offset + i], field, table, connection) for i, field in enumerate(fields)]
+            instances.append(model.from_db(alias, [f.attname for f in fields], values))
+            offset += len(fields)
+        key, organization, plan, user = instances
+        organization.plan, key.organization, key.user = plan, organization, user
+        key.member_role = row[offset]
+        return key
+
+
+def _converted(value, field, table: str, connection):  # noqa: ANN001, ANN202
+    column = field.get_col(table)
+    for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+        value = converter(value, column, connection)
+    return value
+
+
+_KEY_QUERY = _KeyQuery()
 
 
 def _touch(key: ApiKey) -> None:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import itertools
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -76,7 +78,8 @@ def serve_object(request: HttpRequest, store: MediaStore, obj: ObjectView, *, he
         apply_content_headers(accel, obj, etag)
         return accel  # nginx reads the file, ranges included
     elif (response := _file_response(store, obj, start, end, status)) is None:
-        chunks = primed(store.open_range(obj.key, start, end, encrypted=obj.encrypted, plain_size=obj.size))
+        chunks = primed(store.open_range(obj.key, start, end, encrypted=obj.encrypted, plain_size=obj.size),
+                        read_ahead=end - start + 1 > READ_BLOCK)
         response = StreamingHttpResponse(chunks, status=status)
     response["Content-Length"] = str(end - start + 1 if obj.size else 0)
     if wanted:
@@ -138,13 +141,82 @@ class RangeFile:
         self._handle.close()
 
 
-def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def primed(chunks: Iterator[bytes], *, read_ahead: bool = False) -> Iterator[bytes]:
     """Pull the first chunk now, so a missing object, an outage or a failed integrity check
     becomes an error response instead of a 200 that breaks off. Later failures abort the
-    connection: a client never receives bytes that failed authentication."""
+    connection: a client never receives bytes that failed authentication.
+
+    With `read_ahead`, the rest is fetched by a `ReadAhead` thread while the server sends."""
     iterator = iter(chunks)
     first = next(iterator, None)
-    return iterator if first is None else itertools.chain((first,), iterator)
+    if first is None:
+        return iterator
+    if read_ahead:
+        return ReadAhead(iterator, first=first)
+    return itertools.chain((first,), iterator)
+
+
+class ReadAhead:
+    """Iterates `chunks` on a helper thread, at most `depth` chunks ahead of the consumer.
+
+    A proxied download alternates between reading a chunk from the backend (S3, or a
+    decryption) and writing it to the client; with the next chunk fetched while the server
+    sends the current one, the two overlap. Memory stays at `depth` + 1 chunks. Django
+    closes the response's iterator when the response ends, early or not: `close()` stops
+    the thread, which closes the backend stream.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], *, first: bytes | None = None, depth: int = 2) -> None:
+        self._pending = first
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stopped = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(chunks,), name="read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self, chunks: Iterator[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if not self._put((chunk, None)):
+                    return
+            self._put((None, None))
+        except BaseException as exc:  # handed to the consumer, raised in the request's thread
+            self._put((None, exc))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: tuple) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> ReadAhead:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._pending is not None:
+            chunk, self._pending = self._pending, None
+            return chunk
+        if self._done:
+            raise StopIteration
+        chunk, error = self._queue.get()
+        if chunk is not None:
+            return chunk
+        self._done = True
+        self.close()
+        if error is not None:
+            raise error
+        raise StopIteration
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=30)
 
 
 def apply_content_headers(response: HttpResponse, obj: ObjectView, etag: str = "") -> None:

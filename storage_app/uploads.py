@@ -21,16 +21,19 @@ the file is activated (see `media_app.services.media_store_stream(late=...)`).
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import html
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
 
-from config.errors import InvalidRequest, TooLarge
+from config.errors import InvalidRequest, TooLarge, UnsupportedMediaType
 
 READ_BLOCK = 1024 * 1024  # one recv-sized read of the body at a time
 MAX_PART_HEADER_BYTES = 16 * 1024
@@ -137,8 +140,9 @@ class MultipartReader:
     def _next_piece_after_tail(self, n: int) -> bytes | None:
         """At a piece's last few bytes: move on to the next piece without copying it.
 
-        The tail is answered on its own (a short read) when no delimiter starts in it;
-        otherwise, and for tiny reads, tail and piece are joined (once per part end).
+        Answers the tail, to be read on its own (a short read), when no delimiter starts in
+        it; otherwise, and for tiny reads, joins tail and piece (once per part end) and
+        answers None: look again.
         """
         tail = self._buf[self._pos:]
         ahead = self._piece()
@@ -242,7 +246,7 @@ def sanitize_file_name(name: str) -> str | None:
 
 
 class FilePart:
-    """The file part of a multipart body as a file-like the storage layer reads from."""
+    """The file part of a multipart body, as the file-like the storage layer reads from."""
 
     def __init__(self, reader: MultipartReader, part: Part) -> None:
         self._reader = reader
@@ -251,7 +255,7 @@ class FilePart:
         # Everything left of the body: the file cannot be larger (what the quota reserves).
         self.bound = reader.unread
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1) -> memoryview | bytes:
         return self._reader.read(n)
 
     def readable(self) -> bool:
@@ -260,61 +264,16 @@ class FilePart:
     def seekable(self) -> bool:
         return False
 
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(READ_BLOCK):
-            yield chunk
-
-
-@dataclass
-class UploadForm:
-    """A multipart form whose file part is read by the caller, not spooled."""
-
-    fields: dict[str, str]  # the fields before the file part (the last value of a repeated name wins)
-    file: object | None  # FilePart, or an UploadedFile when the body had already been parsed
-    _reader: MultipartReader | None = None
-    _file_field: str = "file"
-    _budget: _FieldBudget | None = None
-    _late: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def bound(self) -> int | None:
-        """At most this many bytes can be in the file (None: unknown)."""
-        if isinstance(self.file, FilePart):
-            return self.file.bound
-        return getattr(self.file, "size", None)
-
-    def finish(self) -> dict[str, str]:
-        """Read the rest of the body; every field, late ones included (last value wins).
-
-        Call once the file part has been read to its end. A second file in the `file`
-        field is refused: one request stores one file.
-        """
-        if self._reader is not None:
-            while (part := self._reader.next_part()) is not None:
-                if part.filename is not None:
-                    if part.name == self._file_field:
-                        raise InvalidRequest("Send one file per request.", code="multiple_files",
-                                             param=self._file_field)
-                    continue  # another file field: read past it, as Django ignores unknown fields
-                self._late[part.name] = self._budget.field_value(self._reader, part)
-            self._reader = None
-        return {**self.fields, **self._late}
-
-    @property
-    def late_fields(self) -> dict[str, str]:
-        """The fields that came after the file part (after `finish()`)."""
-        return dict(self._late)
-
 
 class _FieldBudget:
-    """Django's limits for form fields: how many, and how many bytes in all."""
+    """Django's limits on form fields (how many, how many bytes in all), and their decoding."""
 
     def __init__(self, encoding: str) -> None:
         self.encoding = encoding
         self.count = 0
         self.bytes = 0
 
-    def field_value(self, reader: MultipartReader, part: Part) -> str:
+    def value(self, reader: MultipartReader, part: Part) -> str:
         self.count += 1
         most = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         if most is not None and self.count > most:
@@ -328,15 +287,59 @@ class _FieldBudget:
             chunks.append(chunk)
         value = b"".join(chunks)
         if part.transfer_encoding == "base64":
-            import base64
-            import binascii
-
             try:
                 value = base64.b64decode(value)
             except binascii.Error:
                 pass  # as Django does: keep the raw value
-        charset = parse_header_parameters(part.content_type)[1].get("charset") if part.content_type else None
-        return value.decode(charset or self.encoding, "replace")
+        return value.decode(self._charset(part), "replace")
+
+    def _charset(self, part: Part) -> str:
+        try:
+            charset = parse_header_parameters(part.content_type)[1].get("charset") or self.encoding
+            codecs.lookup(charset)
+        except (ValueError, LookupError):
+            return self.encoding
+        return charset
+
+
+@dataclass
+class UploadForm:
+    """A multipart form whose file part the caller reads from the request body."""
+
+    fields: dict[str, str]  # the fields before the file part (the last value of a repeated name wins)
+    file: FilePart | UploadedFile | None  # an UploadedFile when the body had already been parsed
+    _reader: MultipartReader | None = None
+    _budget: _FieldBudget | None = None
+    _file_field: str = "file"
+    _late: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bound(self) -> int | None:
+        """The file has at most this many bytes (None: unknown)."""
+        if isinstance(self.file, FilePart):
+            return self.file.bound
+        return getattr(self.file, "size", None)
+
+    def finish(self) -> dict[str, str]:
+        """Read the rest of the body; answer every field, late ones included (last value wins).
+
+        Call once the file part has been read to its end. A second file in the file field is
+        refused: one request stores one file.
+        """
+        if self._reader is not None:
+            while (part := self._reader.next_part()) is not None:
+                if part.filename is None:
+                    self._late[part.name] = self._budget.value(self._reader, part)
+                elif part.name == self._file_field:
+                    raise InvalidRequest("Send one file per request.", code="multiple_files", param=self._file_field)
+                # Another file field is read past, as a parsed form's unknown fields are ignored.
+            self._reader = None
+        return {**self.fields, **self._late}
+
+    @property
+    def late_fields(self) -> dict[str, str]:
+        """The fields that came after the file part (once `finish()` has read them)."""
+        return dict(self._late)
 
 
 def open_upload_form(request: HttpRequest, *, file_field: str = "file") -> UploadForm:
@@ -350,7 +353,7 @@ def open_upload_form(request: HttpRequest, *, file_field: str = "file") -> Uploa
         return _parsed_form(request, file_field)
     content_type, params = parse_header_parameters(request.META.get("CONTENT_TYPE", ""))
     if content_type != "multipart/form-data":
-        raise InvalidRequest("Send the file as multipart/form-data.", code="unsupported_content_type")
+        raise UnsupportedMediaType("Send the file as multipart/form-data.", code="unsupported_content_type")
     boundary = (params.get("boundary") or "").encode("latin-1", "replace")
     if not 1 <= len(boundary) <= 200 or not set(boundary) <= _BOUNDARY_CHARS:
         raise MalformedMultipart("The multipart boundary is missing or invalid.")
@@ -360,13 +363,13 @@ def open_upload_form(request: HttpRequest, *, file_field: str = "file") -> Uploa
     fields: dict[str, str] = {}
     while (part := reader.next_part()) is not None:
         if part.filename is None:
-            fields[part.name] = budget.field_value(reader, part)
+            fields[part.name] = budget.value(reader, part)
         elif part.name == file_field:
             if part.transfer_encoding not in ("", "binary", "8bit", "7bit"):
                 raise InvalidRequest("The file part may not use a Content-Transfer-Encoding.",
                                      code="unsupported_transfer_encoding", param=file_field)
-            return UploadForm(fields=fields, file=FilePart(reader, part), _reader=reader,
-                              _file_field=file_field, _budget=budget)
+            return UploadForm(fields=fields, file=FilePart(reader, part), _reader=reader, _budget=budget,
+                              _file_field=file_field)
     return UploadForm(fields=fields, file=None)
 
 

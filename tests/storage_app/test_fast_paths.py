@@ -154,3 +154,74 @@ def test_an_api_key_request_authenticates_in_one_query(alice, alices_media):
         response = alice.client.get(f"/v1/media/{alices_media['id']}")
     assert response.status_code == 200
     assert len(queries) == 2, [q["sql"] for q in queries]  # the key (with user, org, plan, role), the file
+
+
+def test_the_one_query_key_lookup_answers_what_the_orm_does(alice, carol):
+    from accounts.authentication import _key_with_role
+    from accounts.models import Membership
+    from accounts.services import api_key_lookup
+
+    def fields(instance) -> dict:
+        return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+    for actor, role in ((alice, "owner"), (carol, "admin")):
+        mine, orm = _key_with_role(actor.key), api_key_lookup(actor.key)
+        assert mine.member_role == role
+        for ours, theirs in ((mine, orm), (mine.organization, orm.organization),
+                             (mine.organization.plan, orm.organization.plan), (mine.user, orm.user)):
+            assert fields(ours) == fields(theirs) and ours._state.db == theirs._state.db
+    assert _key_with_role(alice.key[:-2] + "xx") is None and _key_with_role("msk_nope") is None
+    Membership.objects.filter(user=carol.user).delete()
+    assert _key_with_role(carol.key).member_role is None
+    error = carol.client.get("/v1/media").json()["error"]
+    assert error["code"] == "permission_denied"
+
+
+# -- read-ahead for proxied downloads --------------------------------------------------------
+def test_read_ahead_hands_over_every_chunk_in_order_and_then_the_error():
+    from config.errors import StorageUnavailable
+    from storage_app.http import ReadAhead
+
+    assert list(ReadAhead(iter([b"b", b"c", b"d"]), first=b"a", depth=1)) == [b"a", b"b", b"c", b"d"]
+
+    def failing():
+        yield b"x"
+        raise StorageUnavailable()
+
+    chunks = ReadAhead(failing())
+    assert next(chunks) == b"x"
+    with pytest.raises(StorageUnavailable):
+        next(chunks)
+
+
+def test_closing_a_read_ahead_early_stops_its_thread_and_closes_the_source():
+    import threading
+
+    from storage_app.http import ReadAhead
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield b"x" * 10
+        finally:
+            closed.set()
+
+    chunks = ReadAhead(endless())
+    assert next(chunks) == b"x" * 10
+    chunks.close()  # what Django does when a client goes away
+    assert closed.wait(5) and not chunks._thread.is_alive()
+
+
+def test_a_proxied_s3_download_streams_through_the_read_ahead(alice, settings, moto_endpoint):
+    from tests.conftest import use_s3
+
+    use_s3(settings, moto_endpoint)
+    settings.MEDIA_PROXY_DOWNLOAD = True
+    data = bytes(range(256)) * 12_000  # 3 MB: several chunks
+    media_id = alice.client.post("/v1/media/upload", {"file": _upload("b.bin", data)}, format="multipart").json()["id"]
+    response = alice.client.get(f"/v1/media/{media_id}/content")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == data
+    ranged = alice.client.get(f"/v1/media/{media_id}/content", HTTP_RANGE="bytes=1000000-2999999")
+    assert b"".join(ranged.streaming_content) == data[1000000:3000000]
