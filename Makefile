@@ -34,7 +34,15 @@ test: install
 test-s3: install
 	MEDIASTORE_TEST_BACKEND=s3 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-bench: install
+# Every row of docs/benchmarks.md, one script each. Needs PostgreSQL (a mediastore_bench
+# database is created on BENCH_DATABASE_URL's server) and wrk (apt-get install wrk).
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	@rm -f $(VENV)/.bench-installed-* && touch $@
+
+bench: install $(BENCH_STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -242,6 +242,16 @@ def media_dir_reset() -> None:
     MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
 
 
+def stored_objects_remove() -> None:
+    """Remove the objects uploads left in the bench media folder (their rows stay, deleted).
+
+    Their pages then return to the page cache's free pool: on this VM, writing into memory
+    the guest never touched before is several times slower (every page is first faulted in
+    by the host), so a file kept between measures would slow down the next measure's writes.
+    """
+    shutil.rmtree(MEDIA_ROOT / "organizations", ignore_errors=True)
+
+
 # -- HTTP -------------------------------------------------------------------------------------
 @dataclass
 class Reply:
@@ -325,13 +335,25 @@ def download(server: Server, path: str, key: str = "", *, block: int = MIB) -> R
 
 
 # -- measuring --------------------------------------------------------------------------------
-def alternate(runs: int, *measures: Callable[[], float]) -> list[list[float]]:
-    """Run the measures in turn `runs` times (A B A B ...), so drift on a busy machine hits all alike."""
+def alternate(runs: int, *measures: Callable[[], float], settle: Callable[[], None] | None = None) -> list[list[float]]:
+    """Run the measures in turn `runs` times (A B A B ...), so drift on a busy machine hits all alike.
+
+    `settle` runs before every measure (e.g. `disk_settle`), outside the timing."""
     samples: list[list[float]] = [[] for _ in measures]
     for _ in range(runs):
         for i, measure in enumerate(measures):
+            if settle is not None:
+                settle()
             samples[i].append(measure())
     return samples
+
+
+def disk_settle(seconds: float = 1.0) -> None:
+    """Flush every dirty page and let the disk go idle, so no write is timed while the
+    previous one is still being written back (a virtual disk also slows down under
+    sustained writes: each measure starts from the same state)."""
+    os.sync()
+    time.sleep(seconds)
 
 
 def median(values: Sequence[float]) -> float:

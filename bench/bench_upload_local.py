@@ -8,7 +8,8 @@ bench_upload_encrypted.py runs the same with `MEDIA_ENCRYPTION=app` (target <= 2
 API: `POST /v1/media/upload` to gunicorn (1 gthread worker) over loopback, timed from the first
 byte sent to the answer read; the server sniffs, hashes, counts, (encrypts,) writes and fsyncs.
 Raw: this process writes the same bytes to a file in the same media directory in 1 MiB blocks,
-then fsyncs. The two alternate, and the medians and their ratio are printed.
+then fsyncs. The two alternate, each after `sync` and a second of quiet (the virtual disk
+slows down under sustained writes), and the medians and their ratio are printed.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def api_upload(server: h.Server, key: str, pieces: list) -> float:
     if reply.status != 201:
         raise SystemExit(f"upload failed: {reply.status} {reply.body[:300]!r}")
     h.request(server, "DELETE", f"/v1/media/{reply.json()['id']}", key=key)
+    h.stored_objects_remove()
     return reply.seconds
 
 
@@ -56,7 +58,7 @@ def run(*, encryption: str, target: float, row: str, mb: int, runs: int, profile
     with h.gunicorn(env, workers=1) as server:
         api_upload(server, account.key, [os.urandom(16), data[: 8 * h.MIB]])  # warm up
         raw, api = h.alternate(runs, lambda: raw_write(pieces(), h.MEDIA_ROOT),
-                               lambda: api_upload(server, account.key, pieces()))
+                               lambda: api_upload(server, account.key, pieces()), settle=h.disk_settle)
         if profile is not None:
             out = profile / f"upload-local-{encryption}.txt"
             with h.py_spy(server.workers()[0], out):

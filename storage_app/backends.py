@@ -80,16 +80,21 @@ class Digest:
 
     Past `THREADED_AFTER` bytes the updates move to a helper thread: hashlib releases the GIL
     on large buffers, so hashing runs on another core while this thread receives and writes.
-    At most `QUEUED` chunks wait for it (bounded memory). `close()` must be called (it is, by
+    Chunks are handed over in batches of at least `BATCH` bytes (a hand-over costs a lock
+    round trip; 64 KiB reads, as encryption makes, would spend more on those than on hashing),
+    and at most `QUEUED` batches wait (bounded memory). `close()` must be called (it is, by
     `MediaStore.save_stream`), also when the write fails.
     """
 
     THREADED_AFTER = 4 * 1024 * 1024
+    BATCH = 1024 * 1024
     QUEUED = 8
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
         self._seen = 0
+        self._batch: list[bytes | memoryview] = []
+        self._batched = 0
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
 
@@ -103,14 +108,25 @@ class Digest:
             self._queue = queue.Queue(maxsize=self.QUEUED)
             self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
             self._thread.start()
-        self._queue.put(data)
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= self.BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        self._queue.put(self._batch)
+        self._batch, self._batched = [], 0
 
     def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            self._hash.update(data)
+        # One update per batch: between two updates this thread needs the GIL back, which a busy
+        # request thread may hold for a whole switch interval (5 ms).
+        while (batch := self._queue.get()) is not None:
+            self._hash.update(batch[0] if len(batch) == 1 else b"".join(batch))
 
     def close(self) -> None:
         if self._thread is not None:
+            if self._batch:
+                self._hand_over()
             self._queue.put(None)
             self._thread.join()
             self._thread = None
