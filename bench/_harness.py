@@ -434,6 +434,25 @@ def top_frames(collapsed: Path, n: int = 12) -> list[tuple[str, float]]:
     return [(frame, 100 * count / total) for frame, count in ranked] if total else []
 
 
+def top_functions(collapsed: Path, focus: Sequence[str], n: int = 12) -> list[tuple[str, float]]:
+    """Share of a request thread's samples per `focus` function, most specific first: a stack
+    counts for the first entry of `focus` it passes through (so "media_get" includes its SQL).
+    A bare name (`authenticate`) matches that method of any class; `Class.name` only that one."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or "ThreadWorker.handle" not in stack:
+            continue  # only request threads
+        names = {frame.split(" (", 1)[0] for frame in stack.split(";")}
+        short = {name.rsplit(".", 1)[-1] for name in names}
+        hit = next((f for f in focus if f in (names if "." in f else short)), "other")
+        counts[hit] = counts.get(hit, 0) + int(count)
+        total += int(count)
+    ranked = sorted(counts.items(), key=lambda item: -item[1])[:n]
+    return [(name, 100 * count / total) for name, count in ranked] if total else []
+
+
 # -- output -----------------------------------------------------------------------------------
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     cells = [[str(c) for c in header]] + [[_fmt(c) for c in row] for row in rows]

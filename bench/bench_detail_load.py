@@ -16,8 +16,14 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import _harness as h
+
+# Where a request thread's time goes (see _harness.top_functions): the steps of a detail
+# request, then Django and DRF around them, then gunicorn's own HTTP work.
+FOCUS = ["authenticate", "media_get", "completed_if_arrived", "MediaOutput.media", "rendered_content",
+         "initial", "finalize_response", "dispatch", "WSGIHandler.__call__", "ThreadWorker.handle_request"]
 
 
 def wrk(server: h.Server, path: str, *, seconds: int, connections: int, key: str = "") -> float:
@@ -39,6 +45,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", type=Path, default=None, help="record one loaded worker with py-spy into DIR")
     args = parser.parse_args()
     env = h.environment(backend="local")
     h.migrate(env)
@@ -54,6 +61,14 @@ def main() -> None:
         health, media = h.alternate(
             args.rounds, lambda: wrk(server, "/healthz", seconds=args.seconds, connections=args.connections),
             lambda: wrk(server, detail, seconds=args.seconds, connections=args.connections, key=account.key))
+        if args.profile is not None:
+            out = args.profile / "detail-load.txt"
+            with h.py_spy(server.workers()[0], out):
+                wrk(server, detail, seconds=args.seconds, connections=args.connections, key=account.key)
+            h.table(f"py-spy, one worker under load ({out}): share of samples by leaf frame", ["frame", "%"],
+                    [(frame, f"{share:.1f}") for frame, share in h.top_frames(out, 15)])
+            h.table("... and the request threads' samples by step",
+                    ["function", "%"], [(f, f"{p:.1f}") for f, p in h.top_functions(out, FOCUS, 12)])
     h.media_dir_reset()
     share = h.median(media) / h.median(health)
     h.table(f"Row 8: requests per second, gunicorn 2 workers x 4 threads, wrk -t2 -c{args.connections}, "

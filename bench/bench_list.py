@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -105,6 +106,16 @@ def child(rows: int, runs: int, explain: bool) -> None:
     for _ in range(runs):
         times["first"].append(call(first)[0])
         times["next"].append(call(second)[0])
+    profile = ""
+    if os.environ.get("BENCH_PROFILE"):
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        for _ in range(50):
+            call(first)
+        profiler.stop()
+        profile = profiler.output_text(color=False, unicode=False, show_all=False)
     sql = next(q for q in queries if "media_app_mediafile" in q)
     alone = []
     with connection.cursor() as cursor:
@@ -119,7 +130,7 @@ def child(rows: int, runs: int, explain: bool) -> None:
             plan = "\n".join(row[0] for row in cursor.fetchall())
     print(json.dumps({"p50": statistics.median(times["first"]), "p90": statistics.quantiles(times["first"], n=10)[-1],
                       "next_p50": statistics.median(times["next"]), "queries": len(queries),
-                      "alone_p50": statistics.median(alone), "plan": plan, "sql": sql}))
+                      "alone_p50": statistics.median(alone), "plan": plan, "sql": sql, "profile": profile}))
 
 
 def main() -> None:
@@ -130,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the page's query")
+    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile of 50 requests")
     parser.add_argument("--child", action="store_true")
     args = parser.parse_args()
     if args.child:
@@ -138,8 +150,8 @@ def main() -> None:
     env = h.environment()
     h.migrate(env)
     out = subprocess.run([sys.executable, __file__, "--child", "--rows", str(args.rows), "--runs", str(args.runs),
-                          *(["--explain"] if args.explain else [])], env=env, check=True, capture_output=True,
-                         text=True, timeout=1800).stdout
+                          *(["--explain"] if args.explain else [])], env={**env, "BENCH_PROFILE": "1" if args.profile else ""},
+                         check=True, capture_output=True, text=True, timeout=1800).stdout
     lines = out.strip().splitlines()
     print("\n".join(lines[:-1]))
     result = json.loads(lines[-1])
@@ -153,6 +165,8 @@ def main() -> None:
              ("next (cursor)", f"{result['next_p50'] * 1000:.1f}", "", "", result["queries"], "", "")])
     if args.explain:
         print("\n  " + result["sql"] + "\n\n  " + result["plan"].replace("\n", "\n  "))
+    if args.profile:
+        print("\n  pyinstrument, 50 first pages:\n  " + result["profile"].replace("\n", "\n  "))
 
 
 if __name__ == "__main__":

@@ -725,7 +725,7 @@ class QueryPresigner:
     (scheme, host, path prefix: virtual-hosted or path style) is taken from one URL boto3
     presigns for a probe key, and each URL is then signed with the documented SigV4
     query algorithm (what botocore's `S3SigV4QueryAuth` computes; tests compare the two
-    byte for byte). About 15 us per URL.
+    byte for byte). 35-60 us per URL instead of 350-700 us on the benchmark machine.
     """
 
     PROBE_KEY = "mediastore-presign-probe"
