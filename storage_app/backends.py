@@ -87,8 +87,8 @@ class Digest:
     """
 
     THREADED_AFTER = 4 * 1024 * 1024
-    BATCH = 1024 * 1024
-    QUEUED = 8
+    BATCH = 4 * 1024 * 1024
+    QUEUED = 4
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
