@@ -32,7 +32,7 @@ from quotas.services import (
     quota_available, quota_charge, quota_release, quota_release_reservation, quota_reserve,
 )
 from storage_app import crypto
-from storage_app.backends import KEEP_HEAD, MediaStore, SavedObject, get_store
+from storage_app.backends import KEEP_HEAD, MediaStore, SavedObject, SignedUpload, get_store
 from storage_app.categories import Category, category_check, effective_max_bytes, get_category
 from storage_app.keys import build_user_key
 from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
@@ -67,12 +67,7 @@ class StoreResult:
 @dataclass(frozen=True)
 class PreparedUpload:
     media: MediaFile
-    url: str
-    method: str
-    headers: dict[str, str]
-    post_url: str
-    post_fields: dict[str, str]
-    expires_at: datetime
+    upload: SignedUpload
 
 
 @dataclass(frozen=True)
@@ -316,8 +311,7 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
                             ext={"jpe": "jpg", "jpeg": "jpg"}.get(ext, ext), reserved=reserved)
     upload = get_store().signed_upload(media.storage_key, content_type=content_type, max_bytes=reserved,
                                        ttl=settings.MEDIA_UPLOAD_TTL)
-    return PreparedUpload(media=media, url=upload.url, method=upload.method, headers=upload.headers,
-                          post_url=upload.post_url, post_fields=upload.post_fields, expires_at=upload.expires_at)
+    return PreparedUpload(media=media, upload=upload)
 
 
 def media_upload_complete(*, media: MediaFile) -> MediaFile:

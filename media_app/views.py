@@ -128,8 +128,9 @@ class UploadView(APIView):
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
                                         declared_size=data.get("bytes"))
         body = prepared_body(prepared)
-        body["result"] = {"id": prepared.media.pk, "url": prepared.url, "method": prepared.method,
-                          "headers": prepared.headers, "expires_at": prepared.expires_at}
+        upload = prepared.upload
+        body["result"] = {"id": prepared.media.pk, "url": upload.url, "method": upload.method,
+                          "headers": upload.headers, "expires_at": upload.expires_at}
         return Response(body, status=201)
 
 
@@ -149,12 +150,12 @@ def late_fields(principal: Principal, form: UploadForm, name: str) -> LateFields
 
 
 def prepared_body(prepared) -> dict:  # noqa: ANN001
+    upload = prepared.upload
     return {
         "id": prepared.media.pk, "jan_id": prepared.media.pk, "object": "upload", "status": "pending",
-        "presigned_url": prepared.url, "url": prepared.url, "method": prepared.method,
-        "headers": prepared.headers,
-        "presigned_post": {"url": prepared.post_url, "fields": prepared.post_fields},
-        "max_bytes": prepared.media.reserved_bytes, "expires_at": prepared.expires_at,
+        "presigned_url": upload.url, "url": upload.url, "method": upload.method, "headers": upload.headers,
+        "presigned_post": {"url": upload.post_url, "fields": upload.post_fields},
+        "max_bytes": prepared.media.reserved_bytes, "expires_at": upload.expires_at,
     }
 
 
