@@ -67,7 +67,9 @@ def local_row(mb: int, runs: int, profile: Path | None) -> tuple:
         media = stored(server, account.key, data)
         path = next(p for p in h.MEDIA_ROOT.rglob("*") if p.is_file() and p.stat().st_size == len(data) + 16)
         relative = path.relative_to(h.MEDIA_ROOT).as_posix()
-        read_file(path)  # warm
+        read_file(path)  # warm both sides up
+        api_read(server, account.key, media["id"])
+        h.download(files, "/" + relative)
         raw, api, disk = h.alternate(runs, lambda: h.download(files, "/" + relative).seconds,
                                      lambda: api_read(server, account.key, media["id"]), lambda: read_file(path))
         if profile is not None:
@@ -91,7 +93,8 @@ def s3_row(mb: int, runs: int, profile: Path | None) -> tuple:
         with h.gunicorn(env, workers=1) as server:
             media = stored(server, account.key, data)
             key = client.list_objects_v2(Bucket=bucket)["Contents"][0]["Key"]
-            read_s3(client, bucket, key)
+            read_s3(client, bucket, key)  # warm both sides up
+            api_read(server, account.key, media["id"])
             raw, api = h.alternate(runs, lambda: read_s3(client, bucket, key),
                                    lambda: api_read(server, account.key, media["id"]))
             if profile is not None:

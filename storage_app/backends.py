@@ -88,7 +88,7 @@ class Digest:
 
     THREADED_AFTER = 4 * 1024 * 1024
     BATCH = 4 * 1024 * 1024
-    QUEUED = 4
+    QUEUED = 2
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()

@@ -166,7 +166,7 @@ class ReadAhead:
     the thread, which closes the backend stream.
     """
 
-    def __init__(self, chunks: Iterator[bytes], *, first: bytes | None = None, depth: int = 2) -> None:
+    def __init__(self, chunks: Iterator[bytes], *, first: bytes | None = None, depth: int = 4) -> None:
         self._pending = first
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stopped = threading.Event()
