@@ -559,11 +559,11 @@ class S3Store(MediaStore):
         super().__init__(storage, **kwargs)
         from boto3.s3.transfer import TransferConfig
 
-        # Bounds the memory one upload holds: parts of 8 MiB, at most 3 read ahead of the
+        # Bounds the memory one upload holds: parts of 8 MiB, at most 2 read ahead of the
         # 4 sending threads (s3transfer's default of 10 would hold 80 MiB per upload).
         self.transfer = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024,
                                        max_concurrency=4, use_threads=True)
-        self.transfer.max_in_memory_upload_chunks = 3
+        self.transfer.max_in_memory_upload_chunks = 2
         self._local = threading.local()
 
     @property
