@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response

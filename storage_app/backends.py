@@ -173,7 +173,7 @@ class HashingReader:
             parts.append(self.head[:n])
             self.head = self.head[n:]
         remaining = n - len(parts[0]) if parts else n
-        while remaining > 0 and (chunk := self.source.read(min(remaining, WRITE_BLOCK))):
+        while remaining > 0 and (chunk := _frozen(self.source.read(min(remaining, WRITE_BLOCK)))):
             self._account(chunk)
             parts.append(chunk)
             remaining -= len(chunk)
@@ -183,7 +183,7 @@ class HashingReader:
         if self.head:
             head, self.head = self.head, b""
             yield head
-        while chunk := self.source.read(WRITE_BLOCK):
+        while chunk := _frozen(self.source.read(WRITE_BLOCK)):
             self._account(chunk)
             yield chunk
 
@@ -196,6 +196,13 @@ class HashingReader:
     @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
+
+
+def _frozen(data: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """`data`, or a copy of it when its owner could change it (chunks are hashed and written later)."""
+    if isinstance(data, bytes) or (isinstance(data, memoryview) and isinstance(data.obj, bytes)):
+        return data
+    return bytes(data)
 
 
 def read_head(source: BinaryIO, n: int = SNIFF_BYTES) -> bytes:

@@ -314,11 +314,11 @@ class UploadForm:
     _late: dict[str, str] = field(default_factory=dict)
 
     @property
-    def bound(self) -> int | None:
-        """The file has at most this many bytes (None: unknown)."""
+    def bound(self) -> int:
+        """The file has at most this many bytes (what is left of the body, or a parsed file's size)."""
         if isinstance(self.file, FilePart):
             return self.file.bound
-        return getattr(self.file, "size", None)
+        return self.file.size if self.file is not None else 0
 
     def finish(self) -> dict[str, str]:
         """Read the rest of the body; answer every field, late ones included (last value wins).

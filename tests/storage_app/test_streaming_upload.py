@@ -283,3 +283,25 @@ def test_an_already_parsed_body_is_used_as_it_is(rf):
     form = open_upload_form(request)
     assert form.fields == {"prompt": "a cat"} and form.file.name == "cat.png" and form.bound == 3
     assert form.finish() == {"prompt": "a cat"}
+
+
+def test_a_source_that_reuses_its_buffer_is_hashed_and_stored_as_it_was(backend):
+    """Chunks are hashed on another thread and written in batches: a reused buffer must not leak in."""
+    from storage_app.backends import get_store
+
+    data = os.urandom(7 * 1024 * 1024)
+
+    class Reusing:
+        def __init__(self) -> None:
+            self.position, self.buffer = 0, bytearray(64 * 1024)
+
+        def read(self, n: int) -> bytearray:
+            piece = data[self.position:self.position + min(n, len(self.buffer))]
+            self.position += len(piece)
+            self.buffer[:len(piece)] = piece
+            return self.buffer[:len(piece)] if len(piece) < len(self.buffer) else self.buffer
+
+    store = get_store()
+    saved = store.save_stream("organizations/1/files/1/reused.bin", Reusing(), max_bytes=10**9)
+    assert saved.sha256 == hashlib.sha256(data).hexdigest()
+    assert store.read_bytes(saved.key) == data
