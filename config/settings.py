@@ -158,6 +158,8 @@ MEDIA_S3_PRESIGN_ENDPOINT = env.str("MEDIA_S3_PRESIGN_ENDPOINT").rstrip("/")
 MEDIA_LOCAL_STORAGE_PATH = Path(env.str("MEDIA_LOCAL_STORAGE_PATH", str(VAR_DIR / "media"))).resolve()
 MEDIA_LOCAL_STORAGE_BASE_URL = env.str("MEDIA_LOCAL_STORAGE_BASE_URL", "http://127.0.0.1:8000/files").rstrip("/")
 MEDIA_PROXY_DOWNLOAD = env.bool("MEDIA_PROXY_DOWNLOAD", False)
+# Behind nginx: an internal location that serves MEDIA_LOCAL_STORAGE_PATH (README, Performance).
+MEDIA_ACCEL_REDIRECT_PREFIX = env.str("MEDIA_ACCEL_REDIRECT_PREFIX")
 MEDIA_ENCRYPTION = env.choice("MEDIA_ENCRYPTION", ("none", "app", "sse"), "none")
 MEDIA_MASTER_KEYS = env.str("MEDIA_MASTER_KEYS")
 # Where `make run` keeps a generated local master key when MEDIA_MASTER_KEYS is not set.

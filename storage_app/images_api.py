@@ -29,7 +29,7 @@ from storage_app.categories import GENERAL, category_check
 from storage_app.http import ObjectView, serve_object
 from storage_app.keys import MAX_COMPUTE_PATH_LENGTH, compute_key, compute_prefix, validate_key
 from storage_app.sniff import OCTET_STREAM, SNIFF_BYTES, Sniffed, sniff
-from storage_app.uploads import declared_body_size, limit_uploads
+from storage_app.uploads import declared_body_size, open_upload_form
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
@@ -49,10 +49,6 @@ class ServiceKeyOnly(BasePermission):
 class ImageListQuerySerializer(serializers.Serializer):
     # `prefix` is read raw and checked by the path validator (DRF's CharField has its own NUL error).
     limit = serializers.IntegerField(required=False, default=DEFAULT_LIST_LIMIT, min_value=1)
-
-
-class ImageUploadSerializer(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True)
 
 
 # -- the operations ------------------------------------------------------------------------
@@ -210,11 +206,12 @@ class ImageView(_ImagesView):
         store = get_store()
         if not overwrite:  # refuse before reading the body; checked again just before writing
             _refuse_existing(store, key)
-        limit_uploads(request._request, max_bytes=limit)
-        upload = _validated(ImageUploadSerializer, request.data)["file"]
-        if not upload.size:
-            raise InvalidRequest("The file is empty.", code="empty_file", param="file")
-        saved = image_save(store=store, key=key, source=upload, max_bytes=limit, overwrite=overwrite)
+        # Streamed from the request body into storage as it arrives: no temporary file.
+        form = open_upload_form(request._request)
+        if form.file is None:
+            raise InvalidRequest("A 'file' field is required.", code="required", param="file")
+        saved = image_save(store=store, key=key, source=NonEmpty(form.file), max_bytes=limit, overwrite=overwrite)
+        form.finish()
         url = _public_url(store, key, encrypted=saved.encryption == "app")
         return Response({"path": path, "url": url or request.build_absolute_uri(request.path),
                          "bytes": saved.size, "mime": saved.sniffed.mime, "sha256": saved.sha256}, status=201)
@@ -224,6 +221,20 @@ class ImageView(_ImagesView):
         key = compute_key(path, principal_for(request).organization.pk)
         image_delete(store=get_store(), key=key)
         return Response(status=204)
+
+
+class NonEmpty:
+    """Refuses an empty file before anything is written (an empty overwrite must not replace an image)."""
+
+    def __init__(self, source) -> None:  # noqa: ANN001
+        self.source, self.started = source, False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.source.read(n)
+        if not self.started and not data:
+            raise InvalidRequest("The file is empty.", code="empty_file", param="file")
+        self.started = True
+        return data
 
 
 def _write_limit(request: Request) -> int:

@@ -436,3 +436,19 @@ def test_the_endpoints_accept_no_generated_hostile_path(acme_service, monkeypatc
     response = getattr(acme_service.client, method)(f"{API}/{quote(path, safe='/')}")
     expected = 400 if path else 404  # `images/` with nothing after it is no route at all
     assert response.status_code == expected, (path, response.content[:200])
+
+
+def test_an_empty_overwrite_keeps_the_image(acme_service):
+    original = png_bytes(noise=8)
+    assert put(acme_service, "keep/a.png", original).status_code == 201
+    assert error_of(put(acme_service, "keep/a.png", b"", overwrite=True), 400)["code"] == "empty_file"
+    assert stored(acme_service, "keep/a.png") == original
+
+
+def test_image_uploads_stream_without_a_temporary_file(acme_service, monkeypatch):
+    from django.core.files import temp
+
+    monkeypatch.setattr(temp, "NamedTemporaryFile", lambda *a, **k: pytest.fail("spooled to a temp file"))
+    data = png_bytes(noise=3_000_000)  # past Django's in-memory upload size
+    assert put(acme_service, "big/a.png", data).status_code == 201
+    assert stored(acme_service, "big/a.png") == data
