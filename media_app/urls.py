@@ -2,7 +2,6 @@ from django.urls import path
 
 from media_app import views
 from media_app.ingest_views import IngestView
-from media_app.ingest_views import IngestView
 
 urlpatterns = [
     path("", views.MediaCollectionView.as_view(), name="media-collection"),

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
 
@@ -378,32 +377,7 @@ def _parsed_form(request: HttpRequest, file_field: str) -> UploadForm:
     return UploadForm(fields=fields, file=request.FILES.get(file_field))
 
 
-# -- the spooling handler, for callers that still read request.data ----------------------------
-class LimitedUploadHandler(TemporaryFileUploadHandler):
-    """Spools a file part to disk, stopping as soon as it passes `max_bytes`.
-
-    New code streams with `open_upload_form` instead; this remains for callers that
-    need `request.data`.
-    """
-
-    def __init__(self, request: HttpRequest | None = None, *, max_bytes: int) -> None:
-        super().__init__(request)
-        self.max_bytes = max_bytes
-        self.received = 0
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        self.received += len(raw_data)
-        if self.received > self.max_bytes:
-            self.file.close()
-            raise TooLarge(f"File size exceeds the maximum of {self.max_bytes} bytes.", param="file")
-        return super().receive_data_chunk(raw_data, start)
-
-
 def declared_body_size(request: HttpRequest) -> int | None:
     value = request.META.get("CONTENT_LENGTH") or ""
     return int(value) if value.isdigit() else None
 
-
-def limit_uploads(request: HttpRequest, max_bytes: int) -> None:
-    """Install the limited handler; call before the view touches request.data/FILES."""
-    request.upload_handlers = [LimitedUploadHandler(request, max_bytes=max_bytes)]
