@@ -9,7 +9,6 @@ urlpatterns = [
     path("/prepare-upload", views.PrepareUploadView.as_view(), name="media-prepare-upload"),
     path("/resolve", views.ResolveView.as_view(), name="media-resolve"),
     path("/ingest", IngestView.as_view(), name="media-ingest"),  # before /<media_id>, which would shadow it
-    path("/ingest", IngestView.as_view(), name="media-ingest"),
     path("/<str:media_id>", views.MediaDetailView.as_view(), name="media-detail"),
     path("/<str:media_id>/presign", views.PresignView.as_view(), name="media-presign"),
     path("/<str:media_id>/content", views.ContentView.as_view(), name="media-content"),
