@@ -107,3 +107,13 @@ def test_create_api_key_reuses_existing_rows_and_makes_service_keys(alice):
     assert Organization.objects.filter(slug="acme").count() == 1
     response = APIClient().get("/api/test/whoami", HTTP_X_API_KEY=out.getvalue().strip())
     assert response.json()["service"] is True and response.json()["role"] == "owner"
+
+
+@pytest.mark.django_db
+def test_create_api_key_wants_a_slug_so_reruns_find_the_same_organization():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="acme-corp"):
+        call_command("create_api_key", "--org", "Acme Corp", "--user", "x", stdout=io.StringIO(),
+                     stderr=io.StringIO())
+    assert not Organization.objects.exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.text import slugify
 
 from accounts.models import ApiKey, Membership, Organization
 from accounts.services import api_key_create, membership_add, organization_create
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         self.stdout.write(issued.secret)
 
     def _create(self, options: dict):  # noqa: ANN202
+        if slugify(options["org"]) != options["org"]:
+            raise CommandError(f"--org takes a slug (lowercase letters, digits, hyphens), e.g. {slugify(options['org'])!r}.")
         org = Organization.objects.filter(slug=options["org"]).first()
         created_org = org is None
         if created_org:
