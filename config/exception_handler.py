@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
-from config.errors import ServiceError, envelope, is_api_path, service_error_body
+from config.errors import ServiceError, envelope, is_api_path, json_error_body, service_error_body
 
 
 _DRF_CODES = {
@@ -65,13 +64,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def json_error(status: int, message: str, code: str, type: str) -> JsonResponse:
-    return JsonResponse(envelope(message, code=code, type=type), status=status)
-
-
 def handler404(request, exception=None):  # noqa: ANN001 - Django's handler signature
     if is_api_path(request.path):
-        return json_error(404, "Not found.", "not_found", "not_found_error")
+        return json_error_body(404, "Not found.", code="not_found", type="not_found_error")
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -79,7 +74,7 @@ def handler404(request, exception=None):  # noqa: ANN001 - Django's handler sign
 
 def handler500(request):  # noqa: ANN001
     if is_api_path(request.path):
-        return json_error(500, "Internal server error.", "internal_error", "api_error")
+        return json_error_body(500, "Internal server error.", code="internal_error", type="api_error")
     from django.views.defaults import server_error
 
     return server_error(request)
@@ -87,7 +82,7 @@ def handler500(request):  # noqa: ANN001
 
 def handler400(request, exception=None):  # noqa: ANN001
     if is_api_path(request.path):
-        return json_error(400, "Bad request.", "invalid_request", "invalid_request_error")
+        return json_error_body(400, "Bad request.", code="invalid_request", type="invalid_request_error")
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)
@@ -95,7 +90,7 @@ def handler400(request, exception=None):  # noqa: ANN001
 
 def handler403(request, exception=None):  # noqa: ANN001
     if is_api_path(request.path):
-        return json_error(403, "Forbidden.", "permission_denied", "permission_error")
+        return json_error_body(403, "Forbidden.", code="permission_denied", type="permission_error")
     from django.views.defaults import permission_denied
 
     return permission_denied(request, exception)

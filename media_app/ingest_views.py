@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.principal import principal_for
+from config.api import validated
 from media_app import schema
 from media_app import serializers as s
 from media_app.ingest import media_ingest
@@ -39,7 +40,7 @@ class IngestView(APIView):
     @schema.media_ingest
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
-        data = s.validated(IngestInput, request.data)
+        data = validated(IngestInput, request.data)
         result = media_ingest(organization=principal.organization, owner=owner_for(principal, data.get("user_id")),
                               storage_key=data["storage_key"], relocate=data["relocate"],
                               options=file_options(data))

@@ -131,12 +131,6 @@ def decode_cursor(value: str) -> tuple[datetime, str]:
     return created, media_id
 
 
-def validated(serializer_class, data, **kwargs) -> dict:  # noqa: ANN001
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def presign_ttl(requested: int | None) -> int:
     cap = int(settings.MEDIA_S3_PRESIGN_TTL)
     if requested is None:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts.principal import Principal, principal_for
 from accounts.services import user_get_in_organization
+from config.api import validated
 from config.errors import NotFound, PermissionDenied
 from media_app import schema
 from media_app import serializers as s
@@ -61,7 +62,7 @@ class MediaCollectionView(APIView):
     @schema.media_list
     def get(self, request: Request) -> Response:
         principal = principal_for(request)
-        query = s.validated(s.ListQuery, request.query_params)
+        query = validated(s.ListQuery, request.query_params)
         page, has_more = media_list(principal, query)
         output = s.MediaOutput(request)
         return Response({"object": "list", "data": [output.media(m) for m in page], "has_more": has_more,
@@ -70,7 +71,7 @@ class MediaCollectionView(APIView):
     @schema.media_create
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
-        data = s.validated(s.CreateInput, request.data)
+        data = validated(s.CreateInput, request.data)
         owner = owner_for(principal, data.get("user_id"))
         source = data["source"]
         if source["type"] == "data_url":
@@ -110,7 +111,7 @@ class UploadView(APIView):
         check_declared_size(organization=org, category=get_category(None), declared=declared_body_size(request))
         # Streamed: the file part goes to storage as it arrives; fields after it come in late().
         form = open_upload_form(request._request)
-        data = s.validated(s.MultipartUploadInput, form.fields, partial=True)
+        data = validated(s.MultipartUploadInput, form.fields, partial=True)
         upload = required_file(form, "No file was submitted.")
         owner = owner_for(principal, data.get("user_id"))
         name = upload.name or "file"
@@ -122,7 +123,7 @@ class UploadView(APIView):
         return stored_response(request, result)
 
     def _presigned(self, request: Request, principal: Principal) -> Response:
-        data = s.validated(s.LegacyUploadInput, request.data)
+        data = validated(s.LegacyUploadInput, request.data)
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data["name"], declared_mime=data["mime"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
@@ -145,7 +146,7 @@ def late_fields(principal: Principal, form: UploadForm, name: str) -> LateFields
     everything = form.finish()
     if not form.late_fields:
         return None
-    data = s.validated(s.MultipartUploadInput, everything, partial=True)
+    data = validated(s.MultipartUploadInput, everything, partial=True)
     return LateFields(owner=owner_for(principal, data.get("user_id")), options=file_options(data, original_name=name))
 
 
@@ -165,7 +166,7 @@ class PrepareUploadView(APIView):
     @schema.media_prepare_upload
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
-        data = s.validated(s.PrepareUploadInput, request.data)
+        data = validated(s.PrepareUploadInput, request.data)
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
@@ -201,7 +202,7 @@ class MediaDetailView(APIView):
     @schema.media_update
     def patch(self, request: Request, media_id: str) -> Response:
         media = media_get(principal_for(request), media_id)
-        changes = s.validated(s.PatchInput, request.data)
+        changes = validated(s.PatchInput, request.data)
         if "generation" in changes:
             changes["generation"] = s.ProvenanceInput().validate_generation(changes["generation"])
         return Response(s.MediaOutput(request).media(media_update(media=media, changes=changes)))
@@ -216,7 +217,7 @@ class MediaDetailView(APIView):
 class PresignView(APIView):
     @schema.media_presign
     def get(self, request: Request, media_id: str) -> Response:
-        ttl = s.presign_ttl(s.validated(s.PresignQuery, request.query_params).get("ttl"))
+        ttl = s.presign_ttl(validated(s.PresignQuery, request.query_params).get("ttl"))
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
         if media.status != MediaFile.Status.ACTIVE:
             raise UploadIncomplete()
@@ -230,7 +231,7 @@ class ResolveView(APIView):
     @schema.media_resolve
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
-        ids = s.validated(s.ResolveInput, request.data)["ids"]
+        ids = validated(s.ResolveInput, request.data)["ids"]
         found, not_found = media_resolve(principal, ids)
         output = s.MediaOutput(request)
         media = []

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.principal import Principal, principal_for
+from config.api import validated
 from config.errors import InvalidRequest, NotFound, PermissionDenied
 from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
@@ -33,19 +34,6 @@ def _bucket_name() -> str:
     return settings.MEDIA_S3_BUCKET if get_store().name == "s3" else "local"
 
 
-def _validated(serializer_class, data) -> dict:  # noqa: ANN001
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _validated_partial(serializer_class, data) -> dict:  # noqa: ANN001
-    """The fields present, checked one by one (a streamed form's file is not among them)."""
-    serializer = serializer_class(data=data, partial=True)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class BucketListView(APIView):
     @schema.storage_buckets
     def get(self, request: Request) -> Response:
@@ -62,7 +50,7 @@ class BucketObjectsView(APIView):
         principal = principal_for(request)
         if bucket != _bucket_name():
             raise NotFound("No such bucket.", code="bucket_not_found")
-        query = _validated(s.ObjectListQuerySerializer, request.query_params)
+        query = validated(s.ObjectListQuerySerializer, request.query_params)
         folder = user_prefix(principal.organization.pk, principal.user.pk)
         prefix = folder + query["prefix"]
         if query["prefix"]:
@@ -80,7 +68,7 @@ class FileListView(APIView):
     @schema.storage_files
     def get(self, request: Request) -> Response:
         principal = principal_for(request)
-        query = _validated(s.FileListQuerySerializer, request.query_params)
+        query = validated(s.FileListQuerySerializer, request.query_params)
         rows = media_visible_to(principal)
         if query.get("category"):
             rows = rows.filter(category=get_category(query["category"]).name)
@@ -107,7 +95,7 @@ class UploadView(APIView):
         check_declared_size(organization=org, category=GENERAL, declared=declared_body_size(request))
         # Streamed: the file part goes to storage as it arrives; a category after it comes in late().
         form = open_upload_form(request._request)
-        data = _validated_partial(s.UploadSerializer, form.fields)
+        data = validated(s.UploadSerializer, form.fields, partial=True)
         if form.file is None:
             raise ValidationError({"file": [ErrorDetail("A 'file' field is required.", code="required")]})
         name = form.file.name or "file"
@@ -116,7 +104,7 @@ class UploadView(APIView):
             everything = form.finish()
             if not form.late_fields:
                 return None
-            category = _validated_partial(s.UploadSerializer, everything).get("category")
+            category = validated(s.UploadSerializer, everything, partial=True).get("category")
             return LateFields(owner=principal.user, options=FileOptions(original_name=name, category=category))
 
         category = data.get("category")
@@ -146,7 +134,7 @@ class ObjectPresignView(APIView):
     @schema.storage_object_presign
     def get(self, request: Request, object_name: str) -> Response:
         principal = principal_for(request)
-        query = _validated(s.PresignQuerySerializer, request.query_params)
+        query = validated(s.PresignQuerySerializer, request.query_params)
         cap = int(settings.MEDIA_S3_PRESIGN_TTL)
         expires_in = query.get("expires_in", min(DEFAULT_PRESIGN_SECONDS, cap))
         if not 1 <= expires_in <= cap:

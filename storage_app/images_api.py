@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.principal import principal_for
+from config.api import validated
 from config.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, StorageUnavailable, TooLarge
 from storage_app import crypto
 from storage_app import schema
@@ -150,12 +151,6 @@ def _stored_mime(store: MediaStore, key: str, size: int, encrypted: bool) -> str
 
 
 # -- the views -------------------------------------------------------------------------------
-def _validated(serializer_class, data) -> dict:  # noqa: ANN001
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _list_prefix(prefix: str) -> str:
     """A prefix may end inside a segment (`gen`) or after one (`generations/`); else like a path."""
     if prefix:
@@ -171,7 +166,7 @@ class _ImagesView(APIView):
 class ImageListView(_ImagesView):
     @schema.image_list
     def get(self, request: Request) -> Response:
-        query = _validated(ImageListQuerySerializer, request.query_params)
+        query = validated(ImageListQuerySerializer, request.query_params)
         prefix = _list_prefix(request.query_params.get("prefix", ""))
         limit = min(query["limit"], MAX_LIST_LIMIT)
         org_id = principal_for(request).organization.pk
