@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "storage_app",
     "media_app",
     "config",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
@@ -288,7 +289,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "MediaStatusEnum": "media_app.models.MediaFile.Status",
-        "CategoryEnum": "media_app.schema.CATEGORY_VALUES",
+        "CategoryEnum": "api.media.schema.CATEGORY_VALUES",
         "FileCategoryEnum": "media_app.models.MediaFile.Category",  # the Storage API's (labelled) choices
         "MediaObjectEnum": ["media"],
         "ListObjectEnum": ["list"],

@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
-from storage_app import views as storage_views
+from api.health import views as health
+from api.files import views as storage_views
 
 handler400 = "config.exception_handler.handler400"
 handler403 = "config.exception_handler.handler403"
@@ -15,8 +15,11 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("files/<path:key>", storage_views.signed_file, name="signed-file"),
-    path("api/v1/storage/", include("storage_app.urls")),
-    path("v1/media", include("media_app.urls")),
+    # one prefix, three surfaces: compute images (seed 002), storage (seeds 001/003), usage and quota
+    path("api/v1/storage/", include("api.images.urls")),
+    path("api/v1/storage/", include("api.storage.urls")),
+    path("api/v1/storage/", include("api.quotas.urls")),
+    path("v1/media", include("api.media.urls")),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

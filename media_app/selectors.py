@@ -1,8 +1,9 @@
 """Reads of MediaFile rows, always scoped to what the caller may see."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
 
+from accounts.models import Organization
 from accounts.principal import Principal
 from config.errors import NotFound
 from media_app.models import MediaFile
@@ -92,3 +93,10 @@ def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool
     limit = query.get("limit", 20)
     page = list(rows.select_related("owner", "duplicate_of").order_by(*order)[: limit + 1])
     return page[:limit], len(page) > limit
+
+
+def media_usage_by_category(*, organization: Organization) -> dict[str, dict[str, int]]:
+    """Bytes and files of the organization's live files, per category that has any."""
+    rows = (MediaFile.objects.filter(organization=organization, status=MediaFile.Status.ACTIVE)
+            .values("category").annotate(bytes=Sum("bytes"), files=Count("id")))
+    return {row["category"]: {"bytes": row["bytes"] or 0, "files": row["files"]} for row in rows}

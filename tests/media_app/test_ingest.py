@@ -14,7 +14,7 @@ from django.utils import timezone
 import config.urls
 from config.errors import InvalidPath, NotFound, QuotaExceeded, StorageUnavailable, TooLarge, UnsupportedMediaType
 from media_app.ingest import IngestInProgress, media_ingest, source_cleanup_schedule
-from media_app.ingest_views import IngestView
+from api.media.views import IngestView
 from media_app.models import MediaFile, SourceCleanup
 from media_app.services import FileOptions, Provenance
 from quotas.models import Quota

@@ -227,7 +227,7 @@ def test_listing_filters_by_prefix_and_never_shows_other_keys(acme_service, alic
 
 
 def test_listing_limits_default_to_100_and_are_capped(acme_service, monkeypatch):
-    from storage_app import images_api
+    from api.images import views as images_api
     from storage_app.backends import get_store
 
     store = get_store()
@@ -351,7 +351,8 @@ def test_a_bad_key_is_a_401(anon, db):
 # -- path validation before any storage call ----------------------------------------------------
 def _explode_storage(monkeypatch):
     """Any storage call from the image views fails the test loudly."""
-    from storage_app import backends, images_api
+    from api.images import views as images_api
+    from storage_app import backends
 
     def explode(*args, **kwargs):
         raise AssertionError("storage was touched")

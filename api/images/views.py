@@ -20,11 +20,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import ServiceKeyOnly
 from accounts.principal import principal_for
 from config.api import validated
 from config.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, StorageUnavailable, TooLarge
 from storage_app import crypto
-from storage_app import schema
+from api.images import schema
 from storage_app.backends import LocalStore, MediaStore, S3Store, SavedObject, get_store
 from storage_app.categories import GENERAL, category_check
 from storage_app.http import ObjectView, serve_object
@@ -36,15 +37,6 @@ DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file in a multipart body
 _TRUE = ("1", "true", "yes", "on")
-
-
-class ServiceKeyOnly(BasePermission):
-    """Service keys alone may use the compute image endpoints and ingest (403 for anyone else)."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if not principal_for(request).is_service:
-            raise PermissionDenied("Only service API keys may use this endpoint.", code="service_key_required")
-        return True
 
 
 class ImageListQuerySerializer(serializers.Serializer):

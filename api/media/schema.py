@@ -1,5 +1,5 @@
 """How `/api/schema` describes the Media API: the shapes `MediaOutput` and the views render,
-and one `extend_schema` per operation (applied in `views.py` and `ingest_views.py`).
+and one `extend_schema` per operation (applied in `views.py`).
 
 Output serializers here only describe dicts; nothing renders through them. Examples follow
 the seed flows (004: remote URL, data URL, prepare-upload, resolve; 000: the JSON form of
@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from config.openapi import errors
-from media_app import serializers as s
+from api.media import serializers as s
 from media_app.models import MediaFile
 
 # For ENUM_NAME_OVERRIDES: the plain category values, as the input serializers list them.

@@ -20,8 +20,8 @@ from media_app.services import (
     FileOptions, LateFields, check_declared_size, media_delete, media_store_stream, upload_limit,
 )
 from quotas.services import quota_get, quota_limit, quota_recalculate
-from storage_app import schema
-from storage_app import serializers as s
+from api.storage import schema
+from api.storage import serializers as s
 from storage_app.backends import get_store
 from storage_app.categories import ALL_CATEGORIES, GENERAL, effective_max_bytes, get_category
 from storage_app.keys import user_prefix, validate_key
@@ -154,58 +154,3 @@ class ObjectDeleteView(APIView):
         media = _object(principal_for(request), object_name)
         media_delete(media=media)
         return Response(status=204)
-
-
-def _usage(principal: Principal) -> dict:
-    org = principal.organization
-    quota = quota_get(organization=org)
-    limit = quota_limit(organization=org, quota=quota)
-    by_category = {name: {"bytes": 0, "files": 0} for name in (c.name for c in ALL_CATEGORIES)}
-    from django.db.models import Count, Sum
-
-    rows = (MediaFile.objects.filter(organization=org, status=MediaFile.Status.ACTIVE)
-            .values("category").annotate(bytes=Sum("bytes"), files=Count("id")))
-    for row in rows:
-        by_category[row["category"]] = {"bytes": row["bytes"] or 0, "files": row["files"]}
-    return {
-        "organization": org.slug, "used_bytes": quota.used_bytes, "reserved_bytes": quota.reserved_bytes,
-        "limit_bytes": limit, "available_bytes": max(limit - quota.used_bytes - quota.reserved_bytes, 0),
-        "file_count": quota.file_count, "used_percent": round(100 * quota.used_bytes / limit, 2) if limit else 0,
-        "by_category": by_category, "recalculated_at": quota.recalculated_at,
-    }
-
-
-class UsageView(APIView):
-    @schema.storage_usage
-    def get(self, request: Request) -> Response:
-        return Response(_usage(principal_for(request)))
-
-
-class QuotaView(APIView):
-    @schema.storage_quota
-    def get(self, request: Request) -> Response:
-        org = principal_for(request).organization
-        plan = org.plan
-        plan_max = min(plan.max_file_bytes, settings.MEDIA_MAX_BYTES)
-        return Response({
-            "organization": org.slug,
-            "plan": {"slug": plan.slug, "name": plan.name},
-            "limit_bytes": quota_limit(organization=org),
-            "max_file_bytes": plan_max,
-            "allowed_categories": plan.allowed_categories or [c.name for c in ALL_CATEGORIES],
-            "categories": {c.name: {"max_file_bytes": effective_max_bytes(c, plan_max), "allows": c.description}
-                           for c in ALL_CATEGORIES},
-            "retention_days": org.retention_days_effective(),
-            "keep_forever_allowed": plan.allow_keep_forever,
-        })
-
-
-class QuotaRecalculateView(APIView):
-    @schema.storage_quota_recalculate
-    def post(self, request: Request) -> Response:
-        principal = principal_for(request)
-        if not principal.is_admin:
-            raise PermissionDenied("Only organization owners and admins may recalculate the quota.")
-        drift = quota_recalculate(organization=principal.organization)
-        return Response({"organization": principal.organization.slug, "before": drift.before, "after": drift.after,
-                         "changed": drift.changed})

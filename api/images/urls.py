@@ -1,11 +1,11 @@
-"""Routes of the compute image endpoints, included first by `storage_app.urls`.
+"""Routes of the compute image endpoints, included first by `api.storage.urls`.
 
 The path converter takes any character (newlines and control characters included), so a hostile
 path reaches the view's validator and is answered 400 `invalid_path`, not a routing 404.
 """
 from django.urls import path, register_converter
 
-from storage_app import images_api
+from api.images import views as images_api
 
 
 class AnyPathConverter:

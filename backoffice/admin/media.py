@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from accounts.admin import human_bytes
+from backoffice.admin.accounts import human_bytes
 from config.errors import ServiceError
 from media_app.models import JobRun, MediaFile, SourceCleanup
 from media_app.services import media_delete, media_restore, media_update

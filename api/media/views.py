@@ -3,20 +3,23 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import ServiceKeyOnly
 from accounts.principal import Principal, principal_for
 from accounts.services import user_get_in_organization
 from config.api import validated
 from config.errors import NotFound, PermissionDenied
-from media_app import schema
-from media_app import serializers as s
+from api.media import schema
+from api.media import serializers as s
 from media_app.fetch import open_remote
+from media_app.ingest import media_ingest
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
@@ -279,3 +282,21 @@ class ContentView(APIView):
         if media is None:
             raise NotFound("No such media file.", code="media_not_found")
         return media
+
+
+class IngestView(APIView):
+    permission_classes = [IsAuthenticated, ServiceKeyOnly]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=s.IngestInput)
+    @schema.media_ingest
+    def post(self, request: Request) -> Response:
+        principal = principal_for(request)
+        data = validated(s.IngestInput, request.data)
+        result = media_ingest(organization=principal.organization, owner=owner_for(principal, data.get("user_id")),
+                              storage_key=data["storage_key"], relocate=data["relocate"],
+                              options=file_options(data))
+        body = s.MediaOutput(request).media(result.media, deduped=result.deduped)
+        body["source_key"] = result.media.source_key or None
+        body["ingested_before"] = result.ingested_before
+        return Response(body, status=200 if result.deduped else 201)

@@ -6,6 +6,7 @@ import binascii
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -200,3 +201,16 @@ class MediaOutput:
         if deduped is not None:
             body["deduped"] = deduped
         return body
+
+
+class StorageKeyField(serializers.CharField):
+    """Checked by the service (400 `invalid_path`), so every bad key, NUL included, gets the same answer."""
+
+    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(trim_whitespace=False, **kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
+class IngestInput(ProvenanceInput):
+    storage_key = StorageKeyField()
+    relocate = serializers.BooleanField(required=False, default=True)

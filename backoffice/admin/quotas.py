@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.admin import human_bytes, usage_bar
+from backoffice.admin.accounts import human_bytes, usage_bar
 from quotas.models import Plan, Quota
 from quotas.services import quota_limit, quota_recalculate
 
