@@ -45,5 +45,10 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 bench: install $(BENCH_STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# The layers and the independence of the surfaces (.importlinter), then unused or undefined names.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check --no-cache --select F401,F811,F821 accounts api backoffice config media_app quotas storage_app
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

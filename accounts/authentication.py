@@ -85,9 +85,8 @@ class _KeyQuery:
     def models(self) -> list[tuple[type, str]]:  # resolved on first use, once the apps are loaded
         from django.contrib.auth import get_user_model
 
-        from quotas.models import Plan
-
-        return [(ApiKey, "k"), (Organization, "o"), (Plan, "p"), (get_user_model(), "u")]
+        plan = Organization.plan.field.related_model  # quotas' Plan, through the foreign key (no upward import)
+        return [(ApiKey, "k"), (Organization, "o"), (plan, "p"), (get_user_model(), "u")]
 
     def sql(self, connection) -> str:  # noqa: ANN001
         if connection.vendor not in self._sql:

@@ -12,7 +12,6 @@ from django.utils.text import slugify
 
 from accounts.models import ApiKey, Membership, Organization
 from config.errors import InvalidRequest, NotFound
-from quotas.models import Plan, Quota
 
 User = get_user_model()
 
@@ -33,13 +32,12 @@ def hash_secret(secret: str) -> str:
 
 def organization_create(*, name: str, slug: str | None = None, kind: str = Organization.Kind.ORGANIZATION,
                         plan_slug: str = "organization") -> Organization:
-    plan = Plan.objects.filter(slug=plan_slug).first()
+    # The plan is the quotas layer's model; accounts reaches it only through Organization's foreign key.
+    plan = Organization.plan.field.related_model.objects.filter(slug=plan_slug).first()
     if plan is None:
         raise InvalidRequest(f"Unknown plan {plan_slug!r}.", code="unknown_plan", param="plan")
     with transaction.atomic():
-        org = Organization.objects.create(name=name, slug=_unique_slug(slug or name), kind=kind, plan=plan)
-        Quota.objects.create(organization=org)
-    return org
+        return Organization.objects.create(name=name, slug=_unique_slug(slug or name), kind=kind, plan=plan)
 
 
 def _unique_slug(base: str) -> str:

@@ -18,8 +18,6 @@ from typing import Any
 from drf_spectacular import generators, openapi
 from drf_spectacular.utils import OpenApiResponse
 
-import accounts.schema  # noqa: F401 - registers the API key authentication extension
-
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 ERROR_DETAIL_SCHEMA: dict[str, Any] = {

@@ -171,13 +171,7 @@ if MEDIA_ENCRYPTION == "app" and not MEDIA_MASTER_KEYS:
     raise ImproperlyConfigured(
         "MEDIA_ENCRYPTION=app needs MEDIA_MASTER_KEYS (id:base64key[,id:base64key...]); "
         "`python manage.py create_master_key` makes one.")
-if MEDIA_MASTER_KEYS:
-    from storage_app.crypto import Keyring
-
-    try:
-        Keyring.parse(MEDIA_MASTER_KEYS)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"MEDIA_MASTER_KEYS is not valid: {exc}") from None
+# MEDIA_MASTER_KEYS itself is parsed by the storage layer as it starts (storage_app/apps.py).
 
 if MEDIA_STORAGE_BACKEND == "s3" and not MEDIA_S3_BUCKET:
     raise ImproperlyConfigured("MEDIA_S3_BUCKET must be set when MEDIA_STORAGE_BACKEND=s3.")

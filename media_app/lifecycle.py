@@ -13,7 +13,7 @@ beat schedule in `config/settings.py`) and by its `manage.py` command alike:
 Invariant after a run of all of them (nothing failing): the objects under `organizations/` are
 exactly the objects live rows use, namely `object_key` of every active row (an alias reads its
 original's object), plus the object of every pending row whose bytes have arrived; and every
-organization's quota equals `quota_recount`.
+organization's quota equals `media_quota_totals`.
 
 How work is claimed, so two workers (or a worker and an operator) never do the same piece twice:
 a short transaction locks a batch with `select_for_update(skip_locked=True)` (PostgreSQL; on
@@ -46,7 +46,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from media_app.models import MediaFile, SourceCleanup
-from quotas.services import quota_recalculate, quota_release, quota_release_reservation
+from media_app.services import media_quota_recalculate
+from quotas.services import quota_release, quota_release_reservation
 from storage_app.backends import MediaStore, ObjectInfo, get_store
 from storage_app.keys import COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, organization_prefix, validate_key
 
@@ -419,7 +420,7 @@ def recalculate_quotas(*, dry_run: bool = False, organization: Organization | No
         organizations = organizations.filter(pk=organization.pk)
     for org in organizations.iterator(chunk_size=batch_size):
         try:
-            drift = quota_recalculate(organization=org, dry_run=dry_run)
+            drift = media_quota_recalculate(organization=org, dry_run=dry_run)
         except Exception as exc:  # noqa: BLE001 - one bad organization must not stop the run
             result.error(org.slug, exc)
             continue

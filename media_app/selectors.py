@@ -1,7 +1,8 @@
 """Reads of MediaFile rows, always scoped to what the caller may see."""
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from accounts.models import Organization
 from accounts.principal import Principal
@@ -100,3 +101,13 @@ def media_usage_by_category(*, organization: Organization) -> dict[str, dict[str
     rows = (MediaFile.objects.filter(organization=organization, status=MediaFile.Status.ACTIVE)
             .values("category").annotate(bytes=Sum("bytes"), files=Count("id")))
     return {row["category"]: {"bytes": row["bytes"] or 0, "files": row["files"]} for row in rows}
+
+
+def media_quota_totals(*, organization: Organization) -> dict[str, int]:
+    """What the quota counters should say, counted from the rows: active bytes and files, pending reservations."""
+    totals = MediaFile.objects.filter(organization=organization).aggregate(
+        used=Coalesce(Sum("bytes", filter=Q(status=MediaFile.Status.ACTIVE)), 0),
+        files=Count("id", filter=Q(status=MediaFile.Status.ACTIVE)),
+        reserved=Coalesce(Sum("reserved_bytes", filter=Q(status=MediaFile.Status.PENDING)), 0),
+    )
+    return {"used_bytes": totals["used"], "reserved_bytes": totals["reserved"], "file_count": totals["files"]}

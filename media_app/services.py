@@ -28,8 +28,10 @@ from config.errors import (
 from media_app.ids import media_id_new
 from media_app.imaging import image_dimensions
 from media_app.models import MediaFile
+from media_app.selectors import media_quota_totals
 from quotas.services import (
-    quota_available, quota_charge, quota_release, quota_release_reservation, quota_reserve,
+    QuotaDrift, quota_available, quota_charge, quota_recalculate, quota_release, quota_release_reservation,
+    quota_reserve,
 )
 from storage_app import crypto
 from storage_app.backends import KEEP_HEAD, MediaStore, SavedObject, SignedUpload, get_store
@@ -444,3 +446,9 @@ def media_restore(*, media: MediaFile) -> MediaFile:
         quota_charge(organization=media.organization, reserved=media.bytes, size=media.bytes)
     media.refresh_from_db()
     return media
+
+
+def media_quota_recalculate(*, organization: Organization, dry_run: bool = False) -> QuotaDrift:
+    """Recount the organization's quota from its files and fix the counters (unless `dry_run`)."""
+    return quota_recalculate(organization=organization, dry_run=dry_run,
+                             recount=lambda: media_quota_totals(organization=organization))

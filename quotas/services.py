@@ -12,10 +12,11 @@ Every reservation is backed by a `pending` MediaFile row (its `reserved_bytes`),
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -95,26 +96,17 @@ def quota_release(*, organization: Organization, size: int, files: int = 1) -> N
         file_count=Greatest(F("file_count") - files, Value(0)))
 
 
-def quota_recount(*, organization: Organization) -> dict[str, int]:
-    from media_app.models import MediaFile
+def quota_recalculate(*, organization: Organization, recount: Callable[[], dict[str, int]],
+                      dry_run: bool = False) -> QuotaDrift:
+    """Set the counters to what `recount` finds (the files' layer counts its rows), and report the drift.
 
-    rows = MediaFile.objects.filter(organization=organization)
-    totals = rows.aggregate(
-        used=Coalesce(Sum("bytes", filter=Q(status=MediaFile.Status.ACTIVE)), 0),
-        files=Count("id", filter=Q(status=MediaFile.Status.ACTIVE)),
-        reserved=Coalesce(Sum("reserved_bytes", filter=Q(status=MediaFile.Status.PENDING)), 0),
-    )
-    return {"used_bytes": totals["used"], "reserved_bytes": totals["reserved"], "file_count": totals["files"]}
-
-
-def quota_recalculate(*, organization: Organization, dry_run: bool = False) -> QuotaDrift:
-    """Recount usage from the rows, fix the counters, and report the drift."""
+    `recount` runs while the quota row is locked, so no reservation or charge slips in between."""
     quota_get(organization=organization)
     with transaction.atomic():
         quota = Quota.objects.select_for_update().get(organization=organization)
         before = {"used_bytes": quota.used_bytes, "reserved_bytes": quota.reserved_bytes,
                   "file_count": quota.file_count}
-        after = quota_recount(organization=organization)
+        after = recount()
         if not dry_run:
             Quota.objects.filter(pk=quota.pk).update(**after, recalculated_at=timezone.now())
     return QuotaDrift(organization_id=organization.pk, before=before, after=after)

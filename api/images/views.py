@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from accounts.permissions import ServiceKeyOnly
 from accounts.principal import principal_for
 from config.api import validated
-from config.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, StorageUnavailable, TooLarge
+from config.errors import Conflict, InvalidRequest, NotFound, StorageUnavailable, TooLarge
 from storage_app import crypto
 from api.images import schema
 from storage_app.backends import LocalStore, MediaStore, S3Store, SavedObject, get_store

@@ -10,7 +10,8 @@ from accounts.principal import Principal, principal_for
 from api.quotas import schema
 from config.errors import PermissionDenied
 from media_app.selectors import media_usage_by_category
-from quotas.services import quota_get, quota_limit, quota_recalculate
+from media_app.services import media_quota_recalculate
+from quotas.services import quota_get, quota_limit
 from storage_app.categories import ALL_CATEGORIES, effective_max_bytes
 
 
@@ -59,6 +60,6 @@ class QuotaRecalculateView(APIView):
         principal = principal_for(request)
         if not principal.is_admin:
             raise PermissionDenied("Only organization owners and admins may recalculate the quota.")
-        drift = quota_recalculate(organization=principal.organization)
+        drift = media_quota_recalculate(organization=principal.organization)
         return Response({"organization": principal.organization.slug, "before": drift.before, "after": drift.after,
                          "changed": drift.changed})

@@ -5,10 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
-from config.openapi import errors
 from media_app.models import MediaFile
 from api.storage import serializers as s
-from storage_app.categories import CATEGORIES
 
 OBJECT_NAME = OpenApiParameter(
     "object_name", str, OpenApiParameter.PATH,

@@ -19,11 +19,10 @@ from media_app.selectors import media_get_by_key, media_visible_to
 from media_app.services import (
     FileOptions, LateFields, check_declared_size, media_delete, media_store_stream, upload_limit,
 )
-from quotas.services import quota_get, quota_limit, quota_recalculate
 from api.storage import schema
 from api.storage import serializers as s
 from storage_app.backends import get_store
-from storage_app.categories import ALL_CATEGORIES, GENERAL, effective_max_bytes, get_category
+from storage_app.categories import GENERAL, get_category
 from storage_app.keys import user_prefix, validate_key
 from storage_app.uploads import declared_body_size, open_upload_form
 

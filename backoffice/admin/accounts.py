@@ -8,7 +8,8 @@ from django.utils.html import format_html
 
 from accounts.models import ApiKey, Membership, Organization
 from accounts.services import api_key_create, api_key_revoke
-from quotas.services import quota_limit, quota_recalculate
+from media_app.services import media_quota_recalculate
+from quotas.services import quota_limit
 
 
 class MembershipInline(admin.TabularInline):
@@ -67,7 +68,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Recalculate quota from the files", permissions=["change"])
     def recalculate_quota(self, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
-        changed = [org.slug for org in queryset if quota_recalculate(organization=org).changed]
+        changed = [org.slug for org in queryset if media_quota_recalculate(organization=org).changed]
         self.message_user(request, f"Recalculated {queryset.count()} organization(s); drift fixed in: "
                                    f"{', '.join(changed) or 'none'}.")
 

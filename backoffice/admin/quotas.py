@@ -6,7 +6,8 @@ from django.http import HttpRequest
 
 from backoffice.admin.accounts import human_bytes, usage_bar
 from quotas.models import Plan, Quota
-from quotas.services import quota_limit, quota_recalculate
+from media_app.services import media_quota_recalculate
+from quotas.services import quota_limit
 
 
 @admin.register(Plan)
@@ -57,6 +58,6 @@ class QuotaAdmin(admin.ModelAdmin):
 
     @admin.action(description="Recalculate from the files", permissions=["change"])
     def recalculate(self, request: HttpRequest, queryset: QuerySet[Quota]) -> None:
-        drifts = [quota_recalculate(organization=q.organization) for q in queryset]
+        drifts = [media_quota_recalculate(organization=q.organization) for q in queryset]
         fixed = [f"{d.organization_id}: {d.before} → {d.after}" for d in drifts if d.changed]
         self.message_user(request, f"Recalculated {len(drifts)}; drift fixed: {'; '.join(fixed) or 'none'}.")

@@ -16,7 +16,7 @@ from media_app import lifecycle
 from media_app.models import MediaFile, SourceCleanup
 from media_app.services import media_delete, retention_until
 from quotas.models import Quota
-from quotas.services import quota_recount
+from media_app.selectors import media_quota_totals
 from storage_app.backends import get_store
 from tests.factories import unique_png, upload
 
@@ -81,7 +81,7 @@ def counters(org) -> dict[str, int]:
 
 def assert_usage_is_a_recount(*orgs) -> None:
     for org in orgs:
-        assert counters(org) == quota_recount(organization=org), org.slug
+        assert counters(org) == media_quota_totals(organization=org), org.slug
 
 
 def assert_storage_matches_live_rows() -> None:
@@ -629,7 +629,7 @@ def test_after_a_mixed_sequence_and_one_run_of_every_job_storage_and_usage_match
 
     assert_storage_matches_live_rows()
     assert_usage_is_a_recount(alice.organization, charlie.organization)
-    assert counters(bob.organization) == quota_recount(organization=bob.organization)
+    assert counters(bob.organization) == media_quota_totals(organization=bob.organization)
     assert crashed not in object_keys() and original.storage_key in object_keys()
     assert compute_keys() == {source_object_key("compute/gen/b.png", organization=alice.organization)}
     assert set(MediaFile.objects.filter(status="pending").values_list("pk", flat=True)) == {still_open.pk}

@@ -6,10 +6,10 @@ from django.db import connection
 
 from config.errors import QuotaExceeded
 from media_app.models import MediaFile
-from media_app.services import FileOptions, media_store_stream
+from media_app.services import FileOptions, media_quota_recalculate, media_store_stream
 from quotas.models import Quota
 from quotas.services import (
-    quota_charge, quota_limit, quota_recalculate, quota_release, quota_release_reservation, quota_reserve,
+    quota_charge, quota_limit, quota_release, quota_release_reservation, quota_reserve,
 )
 from tests.factories import png_bytes
 
@@ -61,11 +61,11 @@ def test_recalculate_restores_corrupted_counters_and_reports_drift(alice):
     media_store_stream(organization=alice.organization, owner=alice.user, source=io.BytesIO(png_bytes(noise=8)),
                        options=FileOptions(original_name="a.png"))
     Quota.objects.filter(organization=alice.organization).update(used_bytes=5, reserved_bytes=77, file_count=9)
-    drift = quota_recalculate(organization=alice.organization)
+    drift = media_quota_recalculate(organization=alice.organization)
     assert drift.changed and drift.before == {"used_bytes": 5, "reserved_bytes": 77, "file_count": 9}
     size = MediaFile.objects.get().bytes
     assert counters(alice.organization) == (size, 0, 1)
-    assert not quota_recalculate(organization=alice.organization).changed
+    assert not media_quota_recalculate(organization=alice.organization).changed
 
 
 @pytest.mark.django_db(transaction=True)
