@@ -82,6 +82,13 @@ def api_key_create(*, organization: Organization, user, kind: str = ApiKey.Kind.
     return IssuedKey(api_key=key, secret=secret)
 
 
+def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
+    """Only the name of a key can change; its owner, kind and secret never do."""
+    ApiKey.objects.filter(pk=api_key.pk).update(name=name)
+    api_key.name = name
+    return api_key
+
+
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db()

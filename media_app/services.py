@@ -392,13 +392,18 @@ def media_delete(*, media: MediaFile) -> MediaFile:
 
 
 
-def media_update(*, media: MediaFile, changes: dict) -> MediaFile:
-    """Visibility, provenance and `retain_until` (within what the plan allows)."""
-    fields = [name for name in ("visibility", "model", "provider", "prompt", "generation") if name in changes]
+def media_update(*, media: MediaFile, changes: dict, operator: bool = False) -> MediaFile:
+    """Visibility, provenance and `retain_until` (within what the plan allows).
+
+    An `operator` (the admin) may also change the category and set any retention date."""
+    editable = ("visibility", "model", "provider", "prompt", "generation") + (("category",) if operator else ())
+    fields = [name for name in editable if name in changes]
     for name in fields:
         setattr(media, name, changes[name])
+    if "category" in fields:
+        media.category = get_category(changes["category"]).name
     if "retain_until" in changes:
-        media.retain_until = _allowed_retention(media, changes["retain_until"])
+        media.retain_until = changes["retain_until"] if operator else _allowed_retention(media, changes["retain_until"])
         fields.append("retain_until")
     if fields:
         MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.ACTIVE).update(

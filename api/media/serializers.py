@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
-from django.utils import timezone
 from rest_framework import serializers
 
 from config.errors import InvalidRequest
+from media_app.links import MediaLinks
 from media_app.models import MediaFile
-from storage_app.backends import get_store
 
 MAX_RESOLVE_IDS = 100
 PROVENANCE_FIELDS = ("model", "provider", "prompt", "generation")
@@ -143,31 +142,13 @@ def presign_ttl(requested: int | None) -> int:
 
 # -- output ---------------------------------------------------------------------------------
 class MediaOutput:
-    """Renders media objects; one store and one clock per response, signing in one pass."""
+    """Renders media objects with the URLs `links` makes (one store and one clock per response)."""
 
-    def __init__(self, request) -> None:  # noqa: ANN001
-        self.request = request
-        self.store = get_store()
-        self.now = timezone.now()
-
-    def content_url(self, media: MediaFile) -> str:
-        """The stable address: the CDN for public files where it can serve them, else the API."""
-        if (media.visibility == MediaFile.Visibility.PUBLIC and media.encryption != MediaFile.Encryption.APP
-                and hasattr(self.store, "public_url") and settings.MEDIA_S3_PUBLIC_ENDPOINT):
-            return self.store.public_url(media.object_key)
-        return self.request.build_absolute_uri(f"/v1/media/{media.pk}/content")
-
-    def presigned(self, media: MediaFile, ttl: int | None = None) -> tuple[str | None, datetime | None]:
-        if media.status != MediaFile.Status.ACTIVE:
-            return None, None
-        ttl = ttl or int(settings.MEDIA_S3_PRESIGN_TTL)
-        url = self.store.signed_download_url(media.object_key, ttl,
-                                             encrypted=media.encryption == MediaFile.Encryption.APP,
-                                             filename=media.original_name, content_type=media.mime)
-        return url, self.now + timedelta(seconds=ttl)
+    def __init__(self, links: MediaLinks) -> None:
+        self.links = links
 
     def media(self, media: MediaFile, *, deduped: bool | None = None, presign: bool = True) -> dict:
-        url, expires_at = self.presigned(media) if presign else (None, None)
+        url, expires_at = self.links.download(media) if presign else (None, None)
         body = {
             "id": media.pk,
             "object": "media",
@@ -194,7 +175,7 @@ class MediaOutput:
             "created_at": media.created_at,
             "completed_at": media.completed_at,
             "retain_until": media.retain_until,
-            "url": self.content_url(media),
+            "url": self.links.content_url(media),
             "presigned_url": url,
             "expires_at": expires_at,
         }

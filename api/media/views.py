@@ -20,6 +20,7 @@ from api.media import schema
 from api.media import serializers as s
 from media_app.fetch import open_remote
 from media_app.ingest import media_ingest
+from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
@@ -52,8 +53,16 @@ def file_options(data: dict, **extra) -> FileOptions:  # noqa: ANN003
                        provenance=provenance, **extra)
 
 
+def _links(request: Request) -> MediaLinks:
+    return MediaLinks(absolute=request.build_absolute_uri)
+
+
+def _output(request: Request) -> s.MediaOutput:
+    return s.MediaOutput(_links(request))
+
+
 def stored_response(request: Request, result: StoreResult) -> Response:
-    body = s.MediaOutput(request).media(result.media, deduped=result.deduped)
+    body = _output(request).media(result.media, deduped=result.deduped)
     return Response(body, status=200 if result.deduped else 201)
 
 
@@ -67,7 +76,7 @@ class MediaCollectionView(APIView):
         principal = principal_for(request)
         query = validated(s.ListQuery, request.query_params)
         page, has_more = media_list(principal, query)
-        output = s.MediaOutput(request)
+        output = _output(request)
         return Response({"object": "list", "data": [output.media(m) for m in page], "has_more": has_more,
                          "next_cursor": s.encode_cursor(page[-1]) if has_more else None})
 
@@ -193,13 +202,13 @@ class MediaDetailView(APIView):
     @schema.media_retrieve
     def get(self, request: Request, media_id: str) -> Response:
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
-        return Response(s.MediaOutput(request).media(media))
+        return Response(_output(request).media(media))
 
     @schema.media_complete
     def put(self, request: Request, media_id: str) -> Response:
         """Seed 000 step 3: complete the upload."""
         media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
-        body = s.MediaOutput(request).media(media_upload_complete(media=media))
+        body = _output(request).media(media_upload_complete(media=media))
         return Response({**body, "result": body})
 
     @schema.media_update
@@ -208,7 +217,7 @@ class MediaDetailView(APIView):
         changes = validated(s.PatchInput, request.data)
         if "generation" in changes:
             changes["generation"] = s.ProvenanceInput().validate_generation(changes["generation"])
-        return Response(s.MediaOutput(request).media(media_update(media=media, changes=changes)))
+        return Response(_output(request).media(media_update(media=media, changes=changes)))
 
     @schema.media_destroy
     def delete(self, request: Request, media_id: str) -> Response:
@@ -224,7 +233,7 @@ class PresignView(APIView):
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
         if media.status != MediaFile.Status.ACTIVE:
             raise UploadIncomplete()
-        url, _ = s.MediaOutput(request).presigned(media, ttl)
+        url, _ = _links(request).download(media, ttl)
         return Response({"id": media.pk, "url": url, "expires_in": ttl})
 
 
@@ -236,10 +245,10 @@ class ResolveView(APIView):
         principal = principal_for(request)
         ids = validated(s.ResolveInput, request.data)["ids"]
         found, not_found = media_resolve(principal, ids)
-        output = s.MediaOutput(request)
+        links = _links(request)
         media = []
         for item in found:
-            url, expires_at = output.presigned(item)
+            url, expires_at = links.download(item)
             media.append({"id": item.pk, "presigned_url": url, "expires_at": expires_at})
         return Response({"media": media, "not_found": not_found})
 
@@ -262,10 +271,7 @@ class ContentView(APIView):
         store = get_store()
         encrypted = media.encryption == MediaFile.Encryption.APP
         if not settings.MEDIA_PROXY_DOWNLOAD and store.serves_presigned_downloads(encrypted=encrypted):
-            output = s.MediaOutput(request)
-            public = media.visibility == MediaFile.Visibility.PUBLIC and settings.MEDIA_S3_PUBLIC_ENDPOINT
-            target = output.content_url(media) if public else output.presigned(media)[0]
-            return HttpResponseRedirect(target)
+            return HttpResponseRedirect(_links(request).redirect_target(media))
         view = ObjectView(key=media.object_key, size=media.bytes, mime=media.mime, etag=media.sha256,
                           encrypted=encrypted, filename=media.original_name)
         response = serve_object(request._request, store, view, head=head)
@@ -296,7 +302,7 @@ class IngestView(APIView):
         result = media_ingest(organization=principal.organization, owner=owner_for(principal, data.get("user_id")),
                               storage_key=data["storage_key"], relocate=data["relocate"],
                               options=file_options(data))
-        body = s.MediaOutput(request).media(result.media, deduped=result.deduped)
+        body = _output(request).media(result.media, deduped=result.deduped)
         body["source_key"] = result.media.source_key or None
         body["ingested_before"] = result.ingested_before
         return Response(body, status=200 if result.deduped else 201)

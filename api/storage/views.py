@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.principal import Principal, principal_for
 from config.api import validated
 from config.errors import InvalidRequest, NotFound, PermissionDenied
+from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
 from media_app.services import (
@@ -140,11 +139,9 @@ class ObjectPresignView(APIView):
             raise InvalidRequest(f"expires_in must be between 1 and {cap} seconds.", code="invalid_expires_in",
                                  param="expires_in")
         media = _object(principal, object_name)
-        url = get_store().signed_download_url(media.object_key, expires_in,
-                                              encrypted=media.encryption == MediaFile.Encryption.APP,
-                                              filename=media.original_name, content_type=media.mime)
+        url, expires_at = MediaLinks(absolute=request.build_absolute_uri).download(media, expires_in)
         return Response({"object_name": media.storage_key, "url": url, "expires_in": expires_in,
-                         "expires_at": timezone.now() + timedelta(seconds=expires_in)})
+                         "expires_at": expires_at})
 
 
 class ObjectDeleteView(APIView):

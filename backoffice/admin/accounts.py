@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.models import ApiKey, Membership, Organization
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import api_key_create, api_key_rename, api_key_revoke
 from media_app.services import media_quota_recalculate
 from quotas.services import quota_limit
 
@@ -72,12 +72,6 @@ class OrganizationAdmin(admin.ModelAdmin):
         self.message_user(request, f"Recalculated {queryset.count()} organization(s); drift fixed in: "
                                    f"{', '.join(changed) or 'none'}.")
 
-    def save_model(self, request: HttpRequest, obj: Organization, form, change: bool) -> None:  # noqa: ANN001
-        super().save_model(request, obj, form, change)
-        from quotas.models import Quota
-
-        Quota.objects.get_or_create(organization=obj)
-
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
@@ -100,7 +94,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:  # noqa: ANN001
         if change:
-            ApiKey.objects.filter(pk=obj.pk).update(name=obj.name)
+            api_key_rename(api_key=obj, name=obj.name)
             return
         issued = api_key_create(organization=obj.organization, user=obj.user, kind=obj.kind, name=obj.name)
         obj.pk, obj.prefix, obj.secret_hash = issued.api_key.pk, issued.api_key.prefix, issued.api_key.secret_hash

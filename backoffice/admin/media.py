@@ -8,9 +8,9 @@ from django.utils.html import format_html
 
 from backoffice.admin.accounts import human_bytes
 from config.errors import ServiceError
+from media_app.links import MediaLinks
 from media_app.models import JobRun, MediaFile, SourceCleanup
 from media_app.services import media_delete, media_restore, media_update
-from storage_app.backends import get_store
 from storage_app.sniff import is_inline_safe
 
 THUMBNAIL_TTL = 600
@@ -52,9 +52,7 @@ class MediaFileAdmin(admin.ModelAdmin):
         return False  # rows are deleted by the lifecycle (the "delete" action hides a file)
 
     def _url(self, media: MediaFile) -> str:
-        return get_store().signed_download_url(media.object_key, THUMBNAIL_TTL,
-                                               encrypted=media.encryption == MediaFile.Encryption.APP,
-                                               content_type=media.mime)
+        return MediaLinks().download(media, THUMBNAIL_TTL, attachment_name=False)[0] or ""
 
     def _image(self, media: MediaFile, size: int) -> str:
         if media.status != MediaFile.Status.ACTIVE or media.media_kind != "image" or not is_inline_safe(media.mime):
@@ -77,12 +75,9 @@ class MediaFileAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: MediaFile, form, change: bool) -> None:  # noqa: ANN001
         changes = {name: form.cleaned_data[name] for name in form.changed_data
-                   if name in ("visibility", "model", "provider", "prompt", "generation", "category")}
-        if changes.pop("category", None) is not None:
-            MediaFile.objects.filter(pk=obj.pk).update(category=form.cleaned_data["category"])
-        media_update(media=MediaFile.objects.select_related("organization__plan").get(pk=obj.pk), changes=changes)
-        if "retain_until" in form.changed_data:  # operators may set any date, unlike API clients
-            MediaFile.objects.filter(pk=obj.pk).update(retain_until=form.cleaned_data["retain_until"])
+                   if name in ("visibility", "model", "provider", "prompt", "generation", "category", "retain_until")}
+        media_update(media=MediaFile.objects.select_related("organization__plan").get(pk=obj.pk), changes=changes,
+                     operator=True)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[MediaFile], action, verb: str) -> None:  # noqa: ANN001
         done, failed = 0, []
