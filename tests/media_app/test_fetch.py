@@ -1,10 +1,10 @@
 """SSRF-safe remote fetching (`media_app.fetch`) against a real local HTTP server.
 
 Network rule: these tests only ever send traffic to 127.0.0.0/8. The autouse
-`connect_spy` replaces the HTTP client's single connection seam (`config.http_client._connect`): it records every
-address the fetcher tries and refuses (without touching the network) anything
-that is not loopback, so a public or internal address can show up in the record
-but is never actually contacted.
+`connect_spy` replaces the HTTP client's single connection seam
+(`config.http_client._connect`): it records every address the fetcher tries and
+refuses (without touching the network) anything that is not loopback, so a public
+or internal address can show up in the record but is never actually contacted.
 """
 from __future__ import annotations
 
