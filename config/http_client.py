@@ -37,9 +37,10 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from config.errors import InvalidRequest, RemoteFetchFailed, ServiceError, TooLarge
@@ -49,9 +50,9 @@ USER_AGENT = "Mediastore/1.0"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-Resolver = Callable[[str, int], "list[str]"]
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Special-purpose ranges refused whatever this Python's `ipaddress` tables say
 # (they differ between patch releases): CGNAT, IETF protocol assignments,

@@ -7,8 +7,8 @@ a refusal names the `source.url` parameter, and only the networks the caller pas
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 from config import http_client
 from config.http_client import CHUNK_SIZE, USER_AGENT, RemoteBody, Resolver, Target, default_resolver
