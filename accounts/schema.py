@@ -1,4 +1,4 @@
-"""How `/api/schema` describes API key authentication (the OIDC scheme lives in `accounts/oidc.py`)."""
+"""How `/api/schema` describes API key and OIDC bearer authentication."""
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -23,3 +23,14 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             {"type": "apiKey", "in": "header", "name": "X-API-Key",
              "description": "The same API key in its own header: `X-API-Key: msk_...`."},
         ]
+
+
+class OIDCBearerScheme(OpenApiAuthenticationExtension):
+    """How /api/schema describes OIDCBearerAuthentication (named by path: accounts.oidc imports mozilla-django-oidc)."""
+
+    target_class = "accounts.oidc.OIDCBearerAuthentication"
+    name = "oidcBearer"
+
+    def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "An access token from the OpenID Connect provider (OIDC_ISSUER)."}

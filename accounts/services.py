@@ -1,9 +1,11 @@
-"""Organizations, memberships and API keys."""
+"""Organizations, memberships and API keys; users and organizations provisioned from OIDC claims."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -11,9 +13,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ApiKey, Membership, Organization
-from config.errors import InvalidRequest, NotFound
+from config.errors import InvalidRequest, NotAuthenticated, NotFound, PermissionDenied
 
 User = get_user_model()
+logger = logging.getLogger("mediastore.accounts")
 
 KEY_PREFIX = "msk_"
 _PREFIX_CHARS = 8
@@ -124,3 +127,113 @@ def user_get_in_organization(*, organization: Organization, user_id: str):  # no
     if user is None:
         raise NotFound("No such user in this organization.", code="user_not_found", param="user_id")
     return user
+
+
+# -- provisioning from OIDC claims (accounts/oidc.py verifies the token first) ---------------
+_OIDC_USERNAME_PREFIX = "oidc:"
+_USERNAME_MAX = 150
+
+
+def oidc_username(sub: str) -> str:
+    """The Django username of the provider's subject `sub`: `oidc:<sub>`, hashed when too long.
+
+    `sub` is the only claim a provider promises never to change or reuse, and local usernames
+    cannot contain `:`, so no local account can be taken over by a provider-side name.
+    """
+    username = _OIDC_USERNAME_PREFIX + sub
+    if len(username) <= _USERNAME_MAX:
+        return username
+    return f"{_OIDC_USERNAME_PREFIX}sha256:{hashlib.sha256(sub.encode()).hexdigest()}"
+
+
+def _text_claim(claims: dict, name: str, limit: int) -> str:
+    value = claims.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _profile(claims: dict) -> dict[str, str]:
+    email = _text_claim(claims, "email", 254)
+    return {"email": email if "@" in email else "", "first_name": _text_claim(claims, "given_name", 150),
+            "last_name": _text_claim(claims, "family_name", 150)}
+
+
+def user_ensure_from_claims(*, claims: dict, username_claim: str):  # noqa: ANN201 - a User
+    """The user of verified `claims`, created on first sight (unusable password, personal
+    organization named by `username_claim`); the profile follows the provider; never matched by e-mail."""
+    username = oidc_username(claims["sub"])
+    profile = _profile(claims)
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username=username, password=None, **profile)
+            logger.info("Created user %s from the OIDC provider", username)
+        except IntegrityError:  # a concurrent first request won
+            user = User.objects.get(username=username)
+    else:
+        changed = [name for name, value in profile.items() if value and getattr(user, name) != value]
+        if changed:
+            for name in changed:
+                setattr(user, name, profile[name])
+            user.save(update_fields=changed)
+    if not user.is_active:
+        raise NotAuthenticated("This user is disabled.", code="user_inactive")
+    personal = personal_organization_ensure(user=user)
+    display = _text_claim(claims, username_claim, 200) or claims["sub"][:200]
+    if personal.name == user.get_username() and display != personal.name:
+        Organization.objects.filter(pk=personal.pk).update(name=display)
+    return user
+
+
+def _claimed_slug(value: Any) -> str | None:
+    """The one organization slug a claim names (a string, a one-element list, or Keycloak's
+    one-key `{"acme": {...}}`), None when it names none."""
+    if isinstance(value, dict):
+        value = list(value)
+    if isinstance(value, list):
+        if not value:
+            return None
+        if len(value) > 1:
+            raise PermissionDenied("The token's organization claim names more than one organization.")
+        value = value[0]
+    if value is None or value == "":
+        return None
+    slug = value.strip().lower() if isinstance(value, str) else ""
+    if not slug or len(slug) > 90 or slugify(slug) != slug:
+        raise PermissionDenied("The token's organization claim is not an organization slug.")
+    return slug
+
+
+def organization_join_from_claims(*, user, claims: dict, org_claim: str,  # noqa: ANN001
+                                  auto_create: bool) -> Organization | None:
+    """The organization the `org_claim` names, joined as `member` (an existing role is kept);
+    None without one. Unknown slugs are created only with `auto_create`; personal ones are refused."""
+    slug = _claimed_slug(claims.get(org_claim)) if org_claim else None
+    if slug is None:
+        return None
+    organization = Organization.objects.filter(slug=slug).first()
+    if organization is None:
+        if not auto_create:
+            raise PermissionDenied(f"The organization {slug!r} named by the token does not exist.")
+        organization = _organization_create_exactly(slug)
+    if organization.kind == Organization.Kind.INDIVIDUAL:
+        raise PermissionDenied("The token's organization claim names a personal organization.")
+    membership_add(organization=organization, user=user, role=Membership.Role.MEMBER)
+    return organization
+
+
+class _SlugTaken(Exception):
+    pass
+
+
+def _organization_create_exactly(slug: str) -> Organization:
+    """Create the organization `slug` (not `slug-2`: a concurrent creator wins and is reused)."""
+    try:
+        with transaction.atomic():
+            organization = organization_create(name=slug, slug=slug, plan_slug="organization")
+            if organization.slug != slug:
+                raise _SlugTaken
+    except (IntegrityError, _SlugTaken):
+        return Organization.objects.get(slug=slug)
+    logger.info("Created organization %s from an OIDC claim", slug)
+    return organization

@@ -334,6 +334,8 @@ if OIDC_ENABLED:
                           ("OIDC_AUDIENCE", OIDC_AUDIENCE), ("OIDC_ALGORITHMS", OIDC_ALGORITHMS)):
         if not _value:
             raise ImproperlyConfigured(f"{_name} must be set when OIDC_ENABLED is true.")
+if OIDC_JWKS_URL and not OIDC_JWKS_URL.lower().startswith(("http://", "https://")):
+    raise ImproperlyConfigured("OIDC_JWKS_URL must be an http(s) URL.")
 # The admin's browser login (authorization code flow), in mozilla-django-oidc's own names;
 # on when OIDC_RP_CLIENT_ID is set. Username + password admin login keeps working.
 OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")

@@ -538,6 +538,7 @@ def _start(code: str, **overrides) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("overrides,variable", [
     ({"OIDC_ISSUER": ISSUER, "OIDC_AUDIENCE": "x"}, "OIDC_JWKS_URL"),
+    ({"OIDC_ISSUER": ISSUER, "OIDC_AUDIENCE": "x", "OIDC_JWKS_URL": "file:///etc/jwks.json"}, "OIDC_JWKS_URL"),
     ({"AUTH_ENABLED": "true", "AUTH_JWKS_URL": "http://127.0.0.1:9/c", "ACCOUNT": "x"}, "OIDC_ISSUER"),
     ({"AUTH_ISSUER": ISSUER, "AUTH_JWKS_URL": "http://127.0.0.1:9/c"}, "OIDC_AUDIENCE"),
     ({"OIDC_ALGORITHMS": "RS256,HS256"}, "OIDC_ALGORITHMS"),

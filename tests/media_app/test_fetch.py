@@ -1,10 +1,10 @@
 """SSRF-safe remote fetching (`media_app.fetch`) against a real local HTTP server.
 
 Network rule: these tests only ever send traffic to 127.0.0.0/8. The autouse
-`connect_spy` replaces the module's single connection seam: it records every
-address the fetcher tries and refuses (without touching the network) anything
-that is not loopback, so a public or internal address can show up in the record
-but is never actually contacted.
+`connect_spy` replaces the HTTP client's single connection seam
+(`config.http_client._connect`): it records every address the fetcher tries and
+refuses (without touching the network) anything that is not loopback, so a public
+or internal address can show up in the record but is never actually contacted.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from config import http_client
 from config.errors import RemoteFetchFailed, TooLarge
 from media_app import fetch
 from media_app.fetch import (
@@ -186,7 +187,7 @@ def connect_spy(monkeypatch):
             raise ConnectionRefusedError("test guard: only loopback may be contacted")
         return real(address, timeout=timeout)
 
-    monkeypatch.setattr(fetch, "_connect", spy)
+    monkeypatch.setattr(http_client, "_connect", spy)
     return calls
 
 
@@ -613,7 +614,7 @@ def tls_server(pki, monkeypatch):
     sni: list[str | None] = []
     server_ctx.sni_callback = lambda sock, name, ctx: sni.append(name)
     client_ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-    monkeypatch.setattr(fetch, "_ssl_context", lambda: client_ctx)
+    monkeypatch.setattr(http_client, "_ssl_context", lambda: client_ctx)
     srv = _Server()
     srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
     srv.sni = sni
