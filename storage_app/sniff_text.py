@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import itertools
+import json
 import re
 
 __all__ = ["NDJSON", "SCRIPT_MIMES", "decode_text", "decode_legacy_text", "classify_text", "sniff_shebang"]
@@ -171,118 +172,43 @@ def classify_text(text: str, complete: bool) -> Found:
 
 
 # ---- JSON ------------------------------------------------------------------ #
-
-_JSON_WS = " \t\r\n"
-_JSON_STRING_BODY = re.compile(r'(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*')
-_JSON_PARTIAL_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{0,3})?')
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_JSON_NUMBER_CHARS = re.compile(r"[-+0-9.eE]*")
-_JSON_NUMBER_PREFIX = re.compile(r"-?(?:0|[1-9]\d*)?(?:\.\d*)?(?:[eE][+-]?\d*)?")
+# The C decoder validates; when it fails, the error says whether the input merely ran
+# out (a head cut inside a value still counts as JSON when the file goes on).
 
 _COMPLETE, _PREFIX, _INVALID = "complete", "prefix", "invalid"
+_PARTIAL_ESCAPES = re.compile(r"u[0-9a-fA-F]{0,4}(?:\\(?:u[0-9a-fA-F]{0,4})?)*")
+_SCALAR_RUN = re.compile(r"[-+.\w]*\Z")
+_SCALAR_PREFIX = re.compile(
+    r"(?=[-\d])-?(?:0|[1-9]\d*)?(?:\.\d*)?(?:[eE][+-]?\d*)?|t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?")
 
 
-def _scan_json(s: str, i: int = 0) -> tuple[str, int]:
-    """Validate one JSON object/array starting at `s[i]` (after whitespace).
-
-    Returns (_COMPLETE, end) when a whole value was read, (_PREFIX, len(s)) when the
-    input ends inside a value that is valid so far, (_INVALID, i) otherwise.
-    """
-    n = len(s)
-    stack: list[str] = []
-    state = "top"                                  # top | value | value_or_close | key | key_or_close | colon | next
-    while True:
-        while i < n and s[i] in _JSON_WS:
-            i += 1
-        if i >= n:
-            return (_PREFIX, n) if stack else (_INVALID, i)
-        c = s[i]
-        if state in ("top", "value", "value_or_close"):
-            if state == "value_or_close" and c == "]":
-                stack.pop()
-                i += 1
-            elif c == "{":
-                stack.append("{")
-                i += 1
-                state = "key_or_close"
-                continue
-            elif c == "[":
-                stack.append("[")
-                i += 1
-                state = "value_or_close"
-                continue
-            elif state == "top":
-                return _INVALID, i
-            elif c == '"':
-                r, i = _scan_json_string(s, i)
-                if r != _COMPLETE:
-                    return r, i
-            elif c == "-" or c.isdigit():
-                m = _JSON_NUMBER_CHARS.match(s, i)
-                token = m.group()
-                if m.end() >= n:
-                    if not _JSON_NUMBER_PREFIX.fullmatch(token):
-                        return _INVALID, i
-                    return _PREFIX, n
-                if not _JSON_NUMBER.fullmatch(token):
-                    return _INVALID, i
-                i = m.end()
-            elif c in "tfn":
-                for lit in ("true", "false", "null"):
-                    chunk = s[i:i + len(lit)]
-                    if chunk == lit:
-                        i += len(lit)
-                        break
-                    if i + len(chunk) == n and lit.startswith(chunk):
-                        return _PREFIX, n
-                else:
-                    return _INVALID, i
-            else:
-                return _INVALID, i
-        elif state in ("key", "key_or_close"):
-            if state == "key_or_close" and c == "}":
-                stack.pop()
-                i += 1
-            elif c == '"':
-                r, i = _scan_json_string(s, i)
-                if r != _COMPLETE:
-                    return r, i
-                state = "colon"
-                continue
-            else:
-                return _INVALID, i
-        elif state == "colon":
-            if c != ":":
-                return _INVALID, i
-            i += 1
-            state = "value"
-            continue
-        elif state == "next":
-            if c == ",":
-                i += 1
-                state = "key" if stack[-1] == "{" else "value"
-                continue
-            if (c == "}" and stack[-1] == "{") or (c == "]" and stack[-1] == "["):
-                stack.pop()
-                i += 1
-            else:
-                return _INVALID, i
-        # A value (or a container) just ended.
-        if not stack:
-            return _COMPLETE, i
-        state = "next"
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
-def _scan_json_string(s: str, i: int) -> tuple[str, int]:
-    m = _JSON_STRING_BODY.match(s, i + 1)
-    j = m.end()
-    if j >= len(s):
-        return _PREFIX, len(s)
-    if s[j] == '"':
-        return _COMPLETE, j + 1
-    if s[j] == "\\" and _JSON_PARTIAL_ESCAPE.fullmatch(s, j):
-        return _PREFIX, len(s)
-    return _INVALID, j
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def _scan_json(s: str) -> tuple[str, int]:
+    """One JSON object/array at the start of `s`: (_COMPLETE, end), (_PREFIX, len) or (_INVALID, 0)."""
+    if s[:1] not in ("{", "["):
+        return _INVALID, 0
+    try:
+        return _COMPLETE, _DECODER.raw_decode(s)[1]
+    except json.JSONDecodeError as err:
+        return (_PREFIX, len(s)) if _ran_out(s, err) else (_INVALID, 0)
+    except (ValueError, RecursionError):           # NaN/Infinity; nesting deeper than Python's stack
+        return _INVALID, 0
+
+
+def _ran_out(s: str, err: json.JSONDecodeError) -> bool:
+    if err.pos >= len(s) or err.msg.startswith("Unterminated string"):
+        return True
+    if err.msg.startswith("Invalid \\uXXXX"):      # cut inside a \u escape
+        return _PARTIAL_ESCAPES.fullmatch(s, err.pos) is not None
+    run = _SCALAR_RUN.search(s)                    # a number or literal cut at the end
+    inside = run.start() < err.pos or (run.start() == err.pos and err.msg == "Expecting value")
+    return inside and _SCALAR_PREFIX.fullmatch(run.group()) is not None
 
 
 def _classify_json(s: str, complete: bool) -> Found | None:
@@ -293,17 +219,14 @@ def _classify_json(s: str, complete: bool) -> Found | None:
         return None
     if not s[end:].strip():
         return ("application/json", "json")
-    # JSON Lines: one complete object/array per line.
-    lines = [ln for ln in s.splitlines() if ln.strip()]
+    # JSON Lines: one complete object/array per line (the last one may be cut by the head).
+    lines = [ln.strip() for ln in s.splitlines() if ln.strip()]
     good = 0
     for idx, line in enumerate(lines):
-        line = line.strip()
         status, end = _scan_json(line)
         if status == _COMPLETE and end == len(line):
             good += 1
-        elif status == _PREFIX and idx == len(lines) - 1 and not complete:
-            pass
-        else:
+        elif not (status == _PREFIX and idx == len(lines) - 1 and not complete):
             return None
     return (NDJSON, "jsonl") if good >= 2 else None
 
