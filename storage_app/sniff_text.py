@@ -15,7 +15,7 @@ import itertools
 import json
 import re
 
-__all__ = ["NDJSON", "SCRIPT_MIMES", "decode_text", "decode_legacy_text", "classify_text", "sniff_shebang"]
+__all__ = ["NDJSON", "SCRIPT_MIMES", "classify_text", "decode_legacy_text", "decode_text", "sniff_shebang"]
 
 NDJSON = "application/x-ndjson"
 Found = tuple[str, str]                            # (canonical mime, extension)
