@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import struct
 import zipfile
+import zlib
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,8 +25,8 @@ from storage_app.categories import (
     Category, category_check, check_size, effective_max_bytes, get_category,
 )
 from storage_app.sniff import (
-    DOCX, PARQUET, PPTX, SNIFF_BYTES, XLSX, Sniffed, declared_conflicts, is_executable,
-    is_inline_safe, sniff,
+    DOCX, KINDS, PARQUET, PPTX, SNIFF_BYTES, XLSX, Sniffed, declared_conflicts, is_executable,
+    is_inline_safe, normalize_mime, sniff,
 )
 
 
@@ -306,6 +309,40 @@ def test_opendocument_mimetype_entry():
     assert sniffed(data) == Sniffed("application/vnd.oasis.opendocument.text", "document", "odt")
 
 
+def swf(compressed: bool) -> bytes:
+    # One empty frame: RECT with 0-bit fields, 24 fps, 1 frame, End tag.
+    body = b"\x00" + struct.pack("<HH", 24 << 8, 1) + b"\x00\x00"
+    size = struct.pack("<I", 8 + len(body))
+    return b"CWS\x0a" + size + zlib.compress(body) if compressed else b"FWS\x0a" + size + body
+
+
+def unix_compress() -> bytes:
+    # compress(1): magic, block mode + 16-bit codes, then 9-bit LZW codes for "ab".
+    return b"\x1f\x9d\x90" + b"\x61\xc4\x00"
+
+
+def lzop() -> bytes:
+    name = b"a.txt"
+    header = struct.pack(">HHHBBIIIIB", 0x1030, 0x2080, 0x0940, 1, 5, 0, 0o100644, 0, 0, len(name)) + name
+    return b"\x89LZO\x00\r\n\x1a\n" + header + struct.pack(">I", zlib.adler32(header))
+
+
+def crx3() -> bytes:
+    # Chrome extension: magic, format version 3, header length, (empty) header, then the ZIP.
+    return b"Cr24" + struct.pack("<II", 3, 0) + make_zip([("manifest.json", b'{"manifest_version": 3}')])
+
+
+@pytest.mark.parametrize("data,expected", [
+    (swf(compressed=False), ("application/x-shockwave-flash", "other", "swf")),
+    (swf(compressed=True), ("application/x-shockwave-flash", "other", "swf")),
+    (unix_compress(), ("application/x-compress", "other", "z")),
+    (lzop(), ("application/x-lzop", "other", "lzo")),
+    (crx3(), ("application/x-google-chrome-extension", "other", "crx")),
+], ids=["swf", "swf-zlib", "unix-compress", "lzop", "crx3"])
+def test_formats_filetype_knows(data, expected):
+    assert sniffed(data) == Sniffed(*expected)
+
+
 def test_pdf_renamed_png_is_still_pdf(tmp_path):
     path = tmp_path / "avatar.png"
     path.write_bytes(PDF)
@@ -337,11 +374,47 @@ def test_mp3_frame_sync_needs_a_second_frame():
     assert sniffed(broken).mime == "application/octet-stream"
 
 
-def test_sniff_ignores_declared_name_and_is_total():
-    # The only input is content: no name, no declared type.
-    import inspect
-    params = inspect.signature(sniff).parameters
-    assert list(params)[0] == "head" and "filename" not in params and "declared" not in params
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def no_sniff_failures():
+    """`sniff()` swallows its own exceptions (logging them) so a hostile upload never becomes
+    a 500: a test of totality must check that nothing was swallowed, not only that it returned."""
+    handler = _Records()
+    logger = logging.getLogger("mediastore.sniff")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.records, handler.records[0].getMessage()
+
+
+# Bytes behind every signature the sniffer knows, so the arbitrary tail reaches the parsers.
+SIGNATURES = [
+    b"", b"PK\x03\x04", b"\x00\x00\x00\x18ftyp", b"MZ", b"ID3\x03\x00", b"OggS\x00", b"\xff\xfb",
+    b"\xff\xf1", b"BM", b"\x00\x00\x01\x00", b"#!/", b"{", b"[", b"<", b"<?xml ", b"%PDF-", b"\x1a\x45\xdf\xa3",
+    b"RIFF", b"\xca\xfe\xba\xbe", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"\x89PNG\r\n\x1a\n", b"Cr24",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SIGNATURES), st.binary(max_size=2048), st.booleans())
+def test_sniff_ignores_declared_name_and_is_total(signature, tail, complete):
+    data = signature + tail
+    with no_sniff_failures():
+        result = sniff(data, complete=complete)
+    assert isinstance(result, Sniffed)
+    assert result.kind in KINDS and result.mime == normalize_mime(result.mime) and "/" in result.mime
+    # Content is the only input: the same bytes, however they are held, get the same answer.
+    assert sniff(bytearray(data), complete=complete) == sniff(memoryview(data), complete=complete) == result
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -353,10 +426,22 @@ def test_sniff_never_raises(data):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from([PDF, SVG, CSV, JSON_OBJ, ELF, FLAC, raster("PNG")]), st.binary(max_size=64))
-def test_sniff_survives_trailing_garbage(prefix, junk):
-    sniff(prefix + junk)
-    sniff(prefix[: len(prefix) // 2] + junk)
+@given(st.sampled_from([
+    (PDF, "application/pdf"), (ELF, "application/x-executable"), (FLAC, "audio/flac"),
+    (raster("PNG"), "image/png"), (pe(), "application/vnd.microsoft.portable-executable"),
+    (WEBM, "video/webm"), (make_zip([("word/document.xml", b"<w:document/>")]), DOCX),
+]), st.binary(max_size=64))
+def test_sniff_survives_trailing_garbage(sample, junk):
+    prefix, mime = sample
+    with no_sniff_failures():
+        assert sniff(prefix + junk).mime == mime
+        sniff(prefix[: len(prefix) // 2] + junk)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2fff, exclude_characters="\x7f"), max_size=64))
+def test_svg_followed_by_any_text_is_still_svg(junk):
+    assert sniff(SVG + junk.encode()).mime == "image/svg+xml"
 
 
 # --------------------------------------------------------------------------- #
