@@ -428,7 +428,8 @@ class CappedBody:
 
     def read(self, n: int = -1) -> bytes:
         n = n if n and n > 0 else READ_BLOCK
-        data = self.source.read(max(min(n, self.cap - self.taken + 1), 1))
+        room = self.cap - self.taken
+        data = self.source.read(min(n, room) if room > 0 else 1)  # at the cap: one byte tells if there is more
         self.taken += len(data)
         if self.taken > self.cap:
             raise TooLarge("The request body is larger than this upload allows.", param="file")
