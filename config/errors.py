@@ -80,6 +80,12 @@ class TooLarge(ServiceError):
     message = "File size exceeds maximum allowed."
 
 
+class LengthRequired(ServiceError):
+    status = 411
+    code = "length_required"
+    message = "Send a Content-Length or a chunked body."
+
+
 class QuotaExceeded(TooLarge):
     code = "quota_exceeded"
     type = "quota_error"

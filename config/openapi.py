@@ -174,7 +174,7 @@ _DOWNLOAD_RESPONSES = {
     "200": {"description": "The bytes.", "headers": _RANGE_HEADERS, "content": _BYTES},
     "400": _json(ERROR_REF, "The key is not a valid storage key."),
     "403": _SIGNATURE_403,
-    "404": _json(ERROR_REF, "No object at this key."),
+    "404": _json(ERROR_REF, "No object at this key, or its file was deleted."),
     "409": _json(ERROR_REF, "The stored object failed its integrity check."),
     "206": {"description": "The requested range.", "content": _BYTES,
             "headers": {**_RANGE_HEADERS, "Content-Range": _CONTENT_RANGE}},
@@ -183,8 +183,11 @@ _DOWNLOAD_RESPONSES = {
 }
 _UPLOAD_RESPONSES = {
     "400": _json(ERROR_REF, "Bad key, missing file, or a Content-Type other than the signed one."),
-    "403": _SIGNATURE_403,
+    "403": _json(ERROR_REF, "A bad or expired signature, or a key that is no live upload's (`upload_not_allowed`)."),
     "404": _json(ERROR_REF, "No route for this key (e.g. one with a line break)."),
+    "409": _json(ERROR_REF, "The upload is over (`upload_not_pending`), its bytes are already there "
+                            "(`upload_already_received`) or another request is writing them (`upload_in_progress`)."),
+    "411": _json(ERROR_REF, "A body of unknown length (`length_required`)."),
     "413": _json(ERROR_REF, "More bytes than the URL allows."),
     "415": _json(ERROR_REF, "The content is not of the signed type."),
     "503": _json(ERROR_REF, ERROR_DESCRIPTIONS[503]),
@@ -238,11 +241,12 @@ PLAIN_VIEW_PATHS: dict[str, Any] = {
         "put": {**_FILES, "operationId": "signed_file_put", "summary": "Upload through a presigned PUT URL",
                 "description": "The `presigned_url` of prepare-upload on the local backend.",
                 "requestBody": {"required": True, "content": _BYTES},
-                "responses": {"200": {"description": "Stored; complete with `PUT /v1/media/{id}`."},
+                "responses": {"204": {"description": "Stored (once: the URL writes no more); complete with "
+                                                     "`PUT /v1/media/{id}`."},
                               **_UPLOAD_RESPONSES}},
         "post": {**_FILES, "operationId": "signed_file_post", "summary": "Upload through a presigned POST form",
                  "description": "The `presigned_post` of prepare-upload on the local backend: the `fields` "
-                                "(`op`, `exp`, `len`, `ct`, `sig`) and the `file`.",
+                                "(`op`, `exp`, `len`, `ct`, `sig`), then the `file` as the last part.",
                  "parameters": [_SIGNED_PARAMS[0]],
                  "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                      "type": "object", "required": ["op", "exp", "sig", "file"],

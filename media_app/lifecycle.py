@@ -6,14 +6,17 @@ beat schedule in `config/settings.py`) and by its `manage.py` command alike:
     expire_media        active files past `retain_until` become `deleted` (quota released)
     purge_media         `deleted` files past MEDIA_PURGE_GRACE lose their object, then become `purged`
     cleanup_sources     ingested `compute/` sources are deleted after their delay, with backoff
-    expire_uploads      `pending` files past their upload window: reservation released, object deleted
+    expire_uploads      `pending` files past their upload window: reservation released, object deleted;
+                        staged upload bytes whose upload is over are deleted
     recalculate_quotas  every organization's counters recounted from rows; drift reported and fixed
     reconcile_storage   objects under `organizations/` with no row, and active rows with no object
 
 Invariant after a run of all of them (nothing failing): the objects under `organizations/` are
 exactly the objects live rows use, namely `object_key` of every active row (an alias reads its
-original's object), plus the object of every pending row whose bytes have arrived; and every
-organization's quota equals `media_quota_totals`.
+original's object), plus the object of every pending row whose bytes have arrived (under its
+staging key, `organizations/{org}/uploads/{media_id}`); and every organization's quota equals
+`media_quota_totals`. A presigned S3 upload URL cannot be revoked: used again after its upload is
+over it writes under a dead upload's staging key, and the next expire_uploads deletes that.
 
 How work is claimed, so two workers (or a worker and an operator) never do the same piece twice:
 a short transaction locks a batch with `select_for_update(skip_locked=True)` (PostgreSQL; on
@@ -49,7 +52,9 @@ from media_app.models import MediaFile, SourceCleanup
 from media_app.services import media_quota_recalculate
 from quotas.services import quota_release, quota_release_reservation
 from storage_app.backends import MediaStore, ObjectInfo, get_store
-from storage_app.keys import COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, organization_prefix, validate_key
+from storage_app.keys import (
+    COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, UPLOADS_SEGMENT, organization_prefix, parse_staging_key, validate_key,
+)
 
 logger = logging.getLogger("mediastore.lifecycle")
 
@@ -144,10 +149,13 @@ class ExpireUploadsResult(JobResult):
     job: ClassVar[str] = "expire_uploads"
     expired: int = 0
     reserved_released: int = 0
+    staged_deleted: int = 0  # bytes under a staging key whose upload is over
 
     def describe(self) -> str:
+        staged = (f", {self.verb('deleted', 'would delete')} {_count(self.staged_deleted, 'stale staged upload')}"
+                  if self.staged_deleted else "")
         return (f"{self.verb('expired', 'would expire')} {_count(self.expired, 'abandoned upload')} "
-                f"({_size(self.reserved_released)} of reservations){self._failures()}")
+                f"({_size(self.reserved_released)} of reservations){staged}{self._failures()}")
 
 
 @dataclass
@@ -380,6 +388,7 @@ def expire_uploads(*, dry_run: bool = False, organization: Organization | None =
     The claim (pending -> purged, reservation released) commits first, so a late completion
     loses the race cleanly (`_activate` only activates a pending row) and never activates a row
     whose object is being deleted. A failed delete leaves the row `deleted` for the purge job.
+    Then every staged object whose upload is no longer pending goes (`_sweep_staged`).
     """
     now = now or timezone.now()
     due = _scoped(MediaFile.objects.filter(status=Status.PENDING, upload_expires_at__lte=now), organization)
@@ -387,6 +396,7 @@ def expire_uploads(*, dry_run: bool = False, organization: Organization | None =
     if dry_run:
         totals = due.aggregate(n=Count("pk"), reserved=Coalesce(Sum("reserved_bytes"), 0))
         result.expired, result.reserved_released = totals["n"], totals["reserved"]
+        _sweep_staged(get_store(), organization, result)
         return result
     store = get_store()
     for batch in _batches(due, batch_size):
@@ -402,7 +412,44 @@ def expire_uploads(*, dry_run: bool = False, organization: Organization | None =
             if error is not None:
                 result.error(row.pk, error)
         _tick(progress, len(batch))
+    _sweep_staged(store, organization, result)
     return result
+
+
+def _sweep_staged(store: MediaStore, organization: Organization | None, result: ExpireUploadsResult) -> None:
+    """Delete staged bytes whose upload is over (completed, deleted, expired, made an alias).
+
+    Only a pending row keeps its staging object, and a row exists before its upload URL does,
+    so no grace period is needed. Each organization's staging folder is listed on its own.
+    """
+    organizations = Organization.objects.order_by("pk").values_list("pk", flat=True)
+    if organization is not None:
+        organizations = organizations.filter(pk=organization.pk)
+    for org_id in organizations.iterator():
+        prefix = f"{organization_prefix(org_id)}{UPLOADS_SEGMENT}/"
+        try:
+            for chunk in _chunks((info.key for info in store.list(prefix)), BATCH_SIZE):
+                for key in _stale_staged(chunk):
+                    _delete_staged(store, key, result)
+        except Exception as exc:  # noqa: BLE001 - one organization's listing must not stop the run
+            result.error(prefix, exc)
+
+
+def _stale_staged(keys: list[str]) -> list[str]:
+    """The staging keys among `keys` whose row is not pending (or that name no row at all)."""
+    ids = {key: parsed[1] for key in keys if (parsed := parse_staging_key(key)) is not None}
+    pending = set(MediaFile.objects.filter(pk__in=ids.values(), status=Status.PENDING).values_list("pk", flat=True))
+    return [key for key in keys if ids.get(key) not in pending]
+
+
+def _delete_staged(store: MediaStore, key: str, result: ExpireUploadsResult) -> None:
+    if not result.dry_run:
+        try:
+            store.delete(key)
+        except Exception as exc:  # noqa: BLE001
+            result.error(key, exc)
+            return
+    result.staged_deleted += 1
 
 
 def _claim_upload(row: MediaFile, now: datetime) -> bool:
@@ -448,7 +495,8 @@ def reconcile_storage(*, dry_run: bool = False, fix: bool = False, organization:
 
     Stray: an object older than `grace` (MEDIA_RECONCILE_GRACE) that no row keeps, that is no
     pending, active or deleted (not yet purged) row's own `storage_key` (an alias's own key is
-    not kept: its object went at completion). Reported; deleted with `fix`.
+    not kept: its object went at completion); and, whatever its age, a staged upload whose row
+    is not pending (its row was made before its URL). Reported; deleted with `fix`.
     Missing: an active row whose `object_key` is absent (checked again before marking).
     Reported and marked with `object_missing_at`; a marked row whose object is back is cleared.
     """
@@ -488,8 +536,12 @@ def _reconcile_objects(store: MediaStore, infos: list[ObjectInfo], *, cutoff: da
     kept = set(MediaFile.objects.filter(
         storage_key__in=[info.key for info in infos], duplicate_of__isnull=True,
         status__in=(Status.PENDING, Status.ACTIVE, Status.DELETED)).values_list("storage_key", flat=True))
+    staged = [info.key for info in infos if parse_staging_key(info.key) is not None]
+    stale = set(_stale_staged(staged))
+    kept.update(key for key in staged if key not in stale)
     for info in infos:
-        if info.key in kept or (info.modified is not None and info.modified > cutoff):
+        young = info.modified is not None and info.modified > cutoff and info.key not in stale
+        if info.key in kept or young:
             continue  # a young object may belong to an upload whose row is being written
         result.add_stray(info.key)
         if result.fix and not result.dry_run:

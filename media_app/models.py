@@ -71,6 +71,9 @@ class MediaFile(models.Model):
     declared_mime = models.CharField(max_length=127, blank=True, default="")
     reserved_bytes = models.BigIntegerField(default=0)
     upload_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set while an app-signed upload URL writes this pending file's staging object, and kept once
+    # the bytes are there: an upload URL writes at most once (media_app.grants).
+    upload_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

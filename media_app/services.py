@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from config.errors import (
-    Conflict, InvalidRequest, QuotaExceeded, ServiceError, TooLarge, UnsupportedMediaType,
+    Conflict, InvalidRequest, NotFound, QuotaExceeded, ServiceError, TooLarge, UnsupportedMediaType,
 )
 from media_app.ids import media_id_new
 from media_app.imaging import image_dimensions
@@ -36,7 +36,7 @@ from quotas.services import (
 from storage_app import crypto
 from storage_app.backends import KEEP_HEAD, MediaStore, SavedObject, SignedUpload, get_store
 from storage_app.categories import Category, category_check, effective_max_bytes, get_category
-from storage_app.keys import build_user_key
+from storage_app.keys import build_user_key, upload_staging_key
 from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
 
 logger = logging.getLogger("mediastore.media")
@@ -302,7 +302,11 @@ def _find_duplicate(*, organization: Organization, owner, sha256: str, exclude: 
 # -- presigned uploads --------------------------------------------------------------------
 def media_upload_prepare(*, organization: Organization, owner, options: FileOptions,  # noqa: ANN001
                          declared_size: int | None = None) -> PreparedUpload:
-    """A pending file with its quota reserved, and URLs a client can upload to directly."""
+    """A pending file with its quota reserved, and URLs a client can upload to directly.
+
+    The URLs name the file's staging key, never its own: completion moves the bytes away from
+    there, so a URL used again (S3's cannot be revoked) can never change a live file.
+    """
     content_type = options.declared_mime or "application/octet-stream"
     category = get_category(options.category)
     _check_plan_category(organization, category)
@@ -311,8 +315,8 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
     ext = (mimetypes.guess_extension(content_type) or "").lstrip(".") or None
     media = _pending_create(organization=organization, owner=owner, options=options, category=category,
                             ext={"jpe": "jpg", "jpeg": "jpg"}.get(ext, ext), reserved=reserved)
-    upload = get_store().signed_upload(media.storage_key, content_type=content_type, max_bytes=reserved,
-                                       ttl=settings.MEDIA_UPLOAD_TTL)
+    upload = get_store().signed_upload(upload_staging_key(organization.pk, media.pk), content_type=content_type,
+                                       max_bytes=reserved, ttl=settings.MEDIA_UPLOAD_TTL)
     return PreparedUpload(media=media, upload=upload)
 
 
@@ -323,9 +327,25 @@ def media_upload_complete(*, media: MediaFile) -> MediaFile:
     if media.status != MediaFile.Status.PENDING:
         raise Conflict("This upload was cancelled or deleted.", code="upload_not_pending")
     store = get_store()
-    if not store.exists(media.storage_key):
+    if not _take_staged(store, media) and not store.exists(media.storage_key):
         raise UploadIncomplete()
     return _complete(store, media)
+
+
+def _take_staged(store: MediaStore, media: MediaFile) -> bool:
+    """Move uploaded bytes from the staging key to the file's own; False when none arrived.
+
+    A crash after the move leaves them under `storage_key` (completion then reads them there).
+    A concurrent completion may have moved them first: that is not an error.
+    """
+    staged = upload_staging_key(media.organization_id, media.pk)
+    if not store.exists(staged):
+        return False
+    try:
+        store.move(staged, media.storage_key)
+    except NotFound:
+        return False
+    return True
 
 
 def _complete(store: MediaStore, media: MediaFile) -> MediaFile:
@@ -387,9 +407,18 @@ def media_delete(*, media: MediaFile) -> MediaFile:
         elif MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
                 status=MediaFile.Status.DELETED, deleted_at=now, reserved_bytes=0):
             quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
+            transaction.on_commit(lambda: _discard_staged(media))  # storage I/O after the commit
     media.refresh_from_db()
     return media
 
+
+def _discard_staged(media: MediaFile) -> None:
+    """A cancelled upload's bytes, if any arrived; the lifecycle jobs retry a failure."""
+    key = upload_staging_key(media.organization_id, media.pk)
+    try:
+        get_store().delete(key)
+    except ServiceError:
+        logger.warning("could not delete the staged upload %s; expire_uploads will", key)
 
 
 def media_update(*, media: MediaFile, changes: dict, operator: bool = False) -> MediaFile:

@@ -1,6 +1,8 @@
 """Storage keys: one builder, one validator, called before every storage call.
 
 User files: `organizations/{org_id}/files/{user_id}/{name}_{YYYYMMDD_HHMMSS}_{uuid8}.{ext}`.
+Presigned uploads land first under `organizations/{org_id}/uploads/{media_id}` (their staging
+key); completion moves them to the file's key, so no upload URL can ever write a live file.
 Compute images: `compute/{org_id}/{path}`, one namespace per organization; clients name them
 by `{path}` alone (`compute/{path}` when ingesting).
 """
@@ -18,11 +20,13 @@ MAX_COMPUTE_PATH_LENGTH = 512
 MAX_NAME_STEM = 80
 COMPUTE_PREFIX = "compute/"
 ORGANIZATIONS_PREFIX = "organizations/"
+UPLOADS_SEGMENT = "uploads"
 
 # ASCII only: letters, digits and a few punctuation marks that need no escaping anywhere.
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_\-~+=@,][A-Za-z0-9._\-~+=@,]*$")
 _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _EXT = re.compile(r"^[a-z0-9]{1,10}$")
+_STAGING = re.compile(r"^organizations/(?P<org>[0-9]{1,18})/uploads/(?P<media>[A-Za-z0-9_-]{1,64})$")
 
 
 def validate_key(key: object, *, max_length: int = MAX_KEY_LENGTH, param: str = "key") -> str:
@@ -71,6 +75,17 @@ def user_prefix(org_id: int, user_id: int) -> str:
 
 def organization_prefix(org_id: int) -> str:
     return f"{ORGANIZATIONS_PREFIX}{org_id}/"
+
+
+def upload_staging_key(org_id: int, media_id: str) -> str:
+    """Where a presigned upload's bytes arrive, until completion moves them to the file's key."""
+    return validate_key(f"{organization_prefix(org_id)}{UPLOADS_SEGMENT}/{media_id}")
+
+
+def parse_staging_key(key: str) -> tuple[int, str] | None:
+    """(org_id, media_id) of a staging key; None for any other key."""
+    match = _STAGING.match(key)
+    return (int(match["org"]), match["media"]) if match else None
 
 
 def safe_stem(original_name: str) -> str:

@@ -25,14 +25,16 @@ import base64
 import binascii
 import codecs
 import html
+import sys
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
 
-from config.errors import InvalidRequest, TooLarge, UnsupportedMediaType
+from config.errors import InvalidRequest, LengthRequired, TooLarge, UnsupportedMediaType
 
 READ_BLOCK = 1024 * 1024  # one recv-sized read of the body at a time
 MAX_PART_HEADER_BYTES = 16 * 1024
@@ -67,7 +69,7 @@ class MultipartReader:
     of the parts.
     """
 
-    def __init__(self, source, boundary: bytes, length: int) -> None:  # noqa: ANN001 - a readable
+    def __init__(self, source, boundary: bytes, length: int | None) -> None:  # noqa: ANN001 - a readable
         self._source = source
         self._delimiter = b"\r\n--" + boundary
         self._margin = len(self._delimiter) - 1  # a delimiter cut by the end of a piece starts in its last bytes
@@ -81,7 +83,10 @@ class MultipartReader:
 
     @property
     def unread(self) -> int:
-        """Bytes of the body not yet handed out: an upper bound for the rest of the current part."""
+        """Bytes of the body not yet handed out: an upper bound for the rest of the current part
+        (unbounded for a chunked body, whose length nobody declared)."""
+        if self._length is None:
+            return sys.maxsize
         return max(self._length - self._received, 0) + self._available() + len(self._next or b"")
 
     # -- the source ------------------------------------------------------------------------
@@ -341,12 +346,12 @@ class UploadForm:
         return dict(self._late)
 
 
-def open_upload_form(request: HttpRequest, *, file_field: str = "file") -> UploadForm:
+def open_upload_form(request: HttpRequest, *, file_field: str = "file", source: BinaryIO | None = None) -> UploadForm:
     """The fields before the file part and the file part itself, read from the body as it arrives.
 
     Call before anything reads `request.POST`/`request.data`. When the body was already
     parsed (a session-authenticated request whose CSRF check read the form), the parsed
-    form is used as it is.
+    form is used as it is. `source` is the body to read (default: `request_body(request)`).
     """
     if request._read_started or hasattr(request, "_files"):
         return _parsed_form(request, file_field)
@@ -356,8 +361,7 @@ def open_upload_form(request: HttpRequest, *, file_field: str = "file") -> Uploa
     boundary = (params.get("boundary") or "").encode("latin-1", "replace")
     if not 1 <= len(boundary) <= 200 or not set(boundary) <= _BOUNDARY_CHARS:
         raise MalformedMultipart("The multipart boundary is missing or invalid.")
-    length = declared_body_size(request) or 0
-    reader = MultipartReader(request, boundary, length)
+    reader = MultipartReader(source or request_body(request), boundary, declared_body_size(request))
     budget = _FieldBudget(request.encoding or settings.DEFAULT_CHARSET)
     fields: dict[str, str] = {}
     while (part := reader.next_part()) is not None:
@@ -381,3 +385,66 @@ def declared_body_size(request: HttpRequest) -> int | None:
     value = request.META.get("CONTENT_LENGTH") or ""
     return int(value) if value.isdigit() else None
 
+
+
+def request_body(request: HttpRequest) -> BinaryIO:
+    """The body to stream an upload from; `LengthRequired` (411) when its end cannot be known.
+
+    Without a Content-Length Django reads a body as empty (its `LimitedStream` has a limit of 0),
+    so a chunked body would be stored as nothing. A server that de-chunks and marks the end of
+    the input (`wsgi.input_terminated`: gunicorn does) hands over the decoded body itself.
+    """
+    if declared_body_size(request) is not None:
+        return request
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and request.META.get("wsgi.input_terminated"):
+        return _ServerInput(request.META["wsgi.input"])
+    raise LengthRequired()
+
+
+class _ServerInput:
+    """The server's de-chunked input; a broken chunk framing (the server's own parse errors,
+    not OSErrors) is an interrupted upload, not a server error."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.source.read(n)
+        except Exception as exc:  # noqa: BLE001 - gunicorn's ChunkMissingTerminator, NoMoreData, ...
+            raise UploadInterrupted() from exc
+
+
+class CappedBody:
+    """A request body that refuses (413) to be read past `cap` bytes; the cap can be raised.
+
+    Lets a handler bound what an unauthenticated client makes it read: a small cap until a
+    signature is checked, then the signed size plus a little framing.
+    """
+
+    def __init__(self, source: BinaryIO, cap: int) -> None:
+        self.source, self.cap, self.taken = source, cap, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = n if n and n > 0 else READ_BLOCK
+        room = self.cap - self.taken
+        data = self.source.read(min(n, room) if room > 0 else 1)  # at the cap: one byte tells if there is more
+        self.taken += len(data)
+        if self.taken > self.cap:
+            raise TooLarge("The request body is larger than this upload allows.", param="file")
+        return data
+
+
+class NonEmpty:
+    """Refuses an empty file before anything is written: no upload stores (or replaces with) 0 bytes."""
+
+    def __init__(self, source) -> None:  # noqa: ANN001 - a readable
+        self.source, self.started = source, False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.source.read(n)
+        if not self.started and not data:
+            raise InvalidRequest("The file is empty.", code="empty_file", param="file")
+        self.started = True
+        return data

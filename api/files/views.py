@@ -1,16 +1,29 @@
-"""The app-signed file URLs: downloads and uploads for the local backend and encrypted objects."""
+"""The app-signed file URLs: downloads and uploads for the local backend and encrypted objects.
+
+A signature says what the app granted; the file's row says whether it may still happen
+(`media_app.grants`): a download serves only a live file, an upload writes once, to a pending
+file's staging key, and never replaces an object.
+"""
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from config.errors import InvalidRequest, ServiceError, TooLarge, UnsupportedMediaType, service_error_body
+from config.errors import InvalidRequest, NotFound, ServiceError, TooLarge, UnsupportedMediaType, service_error_body
+from media_app.grants import media_object_live, media_upload_claim, media_upload_release
 from storage_app import signing
 from storage_app.backends import get_store
 from storage_app.http import ObjectView, serve_object
-from storage_app.keys import validate_key
+from storage_app.keys import ORGANIZATIONS_PREFIX, validate_key
 from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
+from storage_app.uploads import CappedBody, NonEmpty, declared_body_size, open_upload_form, request_body
+
+# A form POST is read no further than this before its signature is checked: the fields that
+# precede the file part (S3's rule, which signed forms follow) and the file part's headers.
+POST_PREFIX_BYTES = 8 * 1024
+# After the file: the closing boundary and a short epilogue; anything longer is refused.
+POST_TRAILER_BYTES = 1024
 
 
 def _error(exc: ServiceError) -> JsonResponse:
@@ -24,15 +37,18 @@ def signed_file(request: HttpRequest, key: str) -> HttpResponse:
         validate_key(key)
         if request.method in ("GET", "HEAD"):
             return _download(request, key)
-        params = request.POST if request.method == "POST" else request.GET
-        grant = signing.verify(request.method.lower(), key, params)
-        return _upload(request, grant)
+        if request.method == "PUT":
+            return _put(request, key)
+        return _post(request, key)
     except ServiceError as exc:
         return _error(exc)
 
 
 def _download(request: HttpRequest, key: str) -> HttpResponse:
     grant = signing.verify("get", key, request.GET)
+    # A user file's URL outlives its deletion; its row decides (compute images have none).
+    if key.startswith(ORGANIZATIONS_PREFIX) and not media_object_live(key=key):
+        raise NotFound("The file does not exist.")
     store = get_store()
     encrypted = store.looks_encrypted(key)
     size = store.plain_size(key, encrypted=encrypted)
@@ -46,29 +62,47 @@ def _sniff_stored(store, key: str, size: int, encrypted: bool) -> str:  # noqa: 
     return sniff(head).mime if size else "application/octet-stream"
 
 
-def _upload(request: HttpRequest, grant: signing.SignedGrant) -> HttpResponse:
-    if grant.content_type and request.method == "PUT":
+def _put(request: HttpRequest, key: str) -> HttpResponse:
+    grant = signing.verify("put", key, request.GET)
+    if grant.content_type:
         sent = request.content_type or ""
         if sent.split(";")[0].strip().lower() != grant.content_type.lower():
             raise InvalidRequest("Content-Type must match the one the URL was signed for.",
                                  code="content_type_mismatch")
-    max_bytes = grant.max_bytes if grant.max_bytes is not None else 0
-    declared = request.META.get("CONTENT_LENGTH")
-    if request.method == "PUT" and declared and declared.isdigit() and int(declared) > max_bytes:
-        raise TooLarge(f"This upload URL accepts at most {max_bytes} bytes.", param="file")
-    source = request if request.method == "PUT" else _post_file(request)
+    declared = declared_body_size(request)
+    if declared is not None and declared > _max_bytes(grant):
+        raise TooLarge(f"This upload URL accepts at most {_max_bytes(grant)} bytes.", param="file")
+    return _write(grant, request_body(request))
 
+
+def _post(request: HttpRequest, key: str) -> HttpResponse:
+    """A form upload, verified from the fields before the file part: a bad signature costs the
+    server at most POST_PREFIX_BYTES of reading, a good one the signed size and a trailer."""
+    body = CappedBody(request_body(request), POST_PREFIX_BYTES)
+    form = open_upload_form(request, source=body)
+    grant = signing.verify("post", key, form.fields)
+    if form.file is None:
+        raise InvalidRequest("The form has no 'file' field before its end.", code="missing_file", param="file")
+    body.cap = body.taken + _max_bytes(grant) + POST_TRAILER_BYTES
+    return _write(grant, form.file)
+
+
+def _max_bytes(grant: signing.SignedGrant) -> int:
+    return grant.max_bytes if grant.max_bytes is not None else 0
+
+
+def _write(grant: signing.SignedGrant, source) -> HttpResponse:  # noqa: ANN001 - a readable
     def check(sniffed: Sniffed) -> None:
         if declared_contradicts(grant.content_type, sniffed):
             raise UnsupportedMediaType(f"The content is {sniffed.mime}, not {grant.content_type}.",
                                        code="content_type_mismatch", param="file")
 
-    get_store().save_stream(grant.key, source, max_bytes=max_bytes, check=check)
-    return HttpResponse(status=204 if request.method == "POST" else 200)
-
-
-def _post_file(request: HttpRequest):  # noqa: ANN202
-    upload = request.FILES.get("file")
-    if upload is None:
-        raise InvalidRequest("The form has no 'file' field.", code="missing_file", param="file")
-    return upload
+    media_upload_claim(key=grant.key)
+    try:
+        get_store().save_stream(grant.key, NonEmpty(source), max_bytes=_max_bytes(grant), check=check)
+    except BaseException:
+        media_upload_release(key=grant.key)  # nothing was stored: the client may try again
+        raise
+    response = HttpResponse(status=204)
+    del response["Content-Type"]  # no body, so no type
+    return response

@@ -31,7 +31,7 @@ from storage_app.categories import GENERAL, category_check
 from storage_app.http import ObjectView, serve_object
 from storage_app.keys import MAX_COMPUTE_PATH_LENGTH, compute_key, compute_prefix, validate_key
 from storage_app.sniff import OCTET_STREAM, SNIFF_BYTES, Sniffed, sniff
-from storage_app.uploads import declared_body_size, open_upload_form
+from storage_app.uploads import NonEmpty, declared_body_size, open_upload_form
 
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
@@ -208,20 +208,6 @@ class ImageView(_ImagesView):
         key = compute_key(path, principal_for(request).organization.pk)
         image_delete(store=get_store(), key=key)
         return Response(status=204)
-
-
-class NonEmpty:
-    """Refuses an empty file before anything is written (an empty overwrite must not replace an image)."""
-
-    def __init__(self, source) -> None:  # noqa: ANN001
-        self.source, self.started = source, False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.source.read(n)
-        if not self.started and not data:
-            raise InvalidRequest("The file is empty.", code="empty_file", param="file")
-        self.started = True
-        return data
 
 
 def _write_limit(request: Request) -> int:

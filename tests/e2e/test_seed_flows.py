@@ -57,7 +57,7 @@ def test_seed_004_curl_examples(live_server_process, origin):
                              json={"content_type": "image/png", "user_id": "user123"}).json()
     assert prepared["jan_id"].startswith("jan_") and prepared["presigned_post"]["url"]
     put = requests.put(prepared["presigned_url"], data=fresh, headers={"Content-Type": "image/png"}, timeout=30)
-    assert put.status_code == 200
+    assert put.status_code == 204 and put.content == b""
     presign = requests.get(f"{base}/v1/media/{prepared['jan_id']}/presign", headers=auth(key), timeout=30).json()
     assert presign["id"] == prepared["jan_id"] and presign["expires_in"] > 0
     assert requests.get(presign["url"], timeout=30).content == fresh
@@ -90,7 +90,7 @@ def test_seed_000_three_step_upload_and_listing(live_server_process):
     assert step1.status_code == 201
     result = step1.json()["result"]
     upload = requests.put(result["url"], data=image, headers={"Content-Type": "image/png"}, timeout=30)
-    assert upload.status_code == 200
+    assert upload.status_code == 204
     step3 = requests.put(f"{base}/v1/media/{result['id']}", headers=auth(key), timeout=30)
     done = step3.json()["result"]
     assert done["id"] == result["id"] and done["size"] == "1024x1024" and done["mime"] == "image/png"

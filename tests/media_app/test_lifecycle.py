@@ -18,6 +18,7 @@ from media_app.services import media_delete, retention_until
 from quotas.models import Quota
 from media_app.selectors import media_quota_totals
 from storage_app.backends import get_store
+from storage_app.keys import upload_staging_key
 from tests.factories import unique_png, upload
 
 DAY = timedelta(days=1)
@@ -40,9 +41,18 @@ def prepared(actor, size: int = 1000) -> MediaFile:
     return MediaFile.objects.get(pk=response.json()["id"])
 
 
+def uploaded(media: MediaFile, data: bytes) -> None:
+    """The client's PUT to the presigned URL: the bytes land under the upload's staging key."""
+    get_store().save_stream(staging_key(media), io.BytesIO(data), max_bytes=10**6)
+
+
 def arrive(media: MediaFile, data: bytes) -> None:
-    """The client's PUT to the presigned URL."""
+    """Bytes under the file's own key (a completion that crashed after moving them, a backup restored)."""
     get_store().save_stream(media.storage_key, io.BytesIO(data), max_bytes=10**6)
+
+
+def staging_key(media: MediaFile) -> str:
+    return upload_staging_key(media.organization_id, media.pk)
 
 
 def completed(actor, media: MediaFile):  # noqa: ANN201
@@ -52,7 +62,7 @@ def completed(actor, media: MediaFile):  # noqa: ANN201
 def alias_of(actor, data: bytes) -> MediaFile:
     """A presigned upload of content the owner already has: an alias (`duplicate_of`)."""
     media = prepared(actor, len(data))
-    arrive(media, data)
+    uploaded(media, data)
     assert completed(actor, media).status_code == 200
     media.refresh_from_db()
     assert media.duplicate_of_id is not None
@@ -87,7 +97,8 @@ def assert_usage_is_a_recount(*orgs) -> None:
 def assert_storage_matches_live_rows() -> None:
     """The invariant: objects under organizations/, less those of pending uploads, are exactly
     the objects active rows read (`object_key`: an alias reads its original's)."""
-    pending = set(MediaFile.objects.filter(status="pending").values_list("storage_key", flat=True))
+    pending = {key for media in MediaFile.objects.filter(status="pending") for key in (media.storage_key,
+                                                                                     staging_key(media))}
     active = {media.object_key for media in MediaFile.objects.filter(status="active").select_related("duplicate_of")}
     assert object_keys() - pending == active
 
@@ -230,7 +241,7 @@ def test_an_upload_of_the_same_content_during_a_purge_gets_its_own_object(alice,
     data = unique_png()
     original = deleted(alice, stored(alice, data))
     newcomer = prepared(alice, len(data))
-    arrive(newcomer, data)
+    uploaded(newcomer, data)
     store, real_delete = get_store(), get_store().delete
 
     def delete_while_completing(key: str) -> None:
@@ -252,7 +263,7 @@ def test_an_original_purged_between_finding_it_and_aliasing_it_is_not_aliased(al
     data = unique_png()
     original = stored(alice, data)
     newcomer = prepared(alice, len(data))
-    arrive(newcomer, data)
+    uploaded(newcomer, data)
     real_find = services._find_duplicate
 
     def find_then_lose_the_race(**kwargs):  # noqa: ANN003, ANN202
@@ -324,7 +335,7 @@ def test_cleanup_never_deletes_a_key_outside_compute(alice):
 # -- 4. abandoned uploads -----------------------------------------------------------------
 def test_abandoned_uploads_release_their_reservation_and_lose_their_partial_object(alice):
     with_bytes, without, open_ = prepared(alice, 500), prepared(alice, 300), prepared(alice, 200)
-    arrive(with_bytes, b"\x89PNG partial")
+    uploaded(with_bytes, b"\x89PNG partial")
     MediaFile.objects.filter(pk__in=[with_bytes.pk, without.pk]).update(upload_expires_at=timezone.now())
     assert counters(alice.organization)["reserved_bytes"] == 1000
     report = lifecycle.expire_uploads(dry_run=True)
@@ -334,10 +345,10 @@ def test_abandoned_uploads_release_their_reservation_and_lose_their_partial_obje
     assert fresh(with_bytes).status == "purged" and fresh(without).status == "purged"
     assert fresh(open_).status == "pending" and object_keys() == set()
     assert counters(alice.organization) == {"used_bytes": 0, "reserved_bytes": 200, "file_count": 0}
-    arrive(with_bytes, unique_png())  # a PUT that finishes too late
+    uploaded(with_bytes, unique_png())  # a PUT that finishes too late
     assert completed(alice, with_bytes).status_code == 404
     assert_usage_is_a_recount(alice.organization)
-    assert lifecycle.reconcile_storage(grace=0, fix=True).stray_keys == [with_bytes.storage_key]
+    assert lifecycle.reconcile_storage(grace=0, fix=True).stray_keys == [staging_key(with_bytes)]
 
 
 def test_an_abandoned_upload_whose_object_cannot_be_deleted_is_left_to_the_purge(alice, monkeypatch):
@@ -394,11 +405,11 @@ def test_a_stray_object_is_reported_and_deleted_only_with_fix(alice):
 
 def test_objects_of_pending_and_not_yet_purged_rows_are_not_stray(alice):
     waiting = prepared(alice, 500)
-    arrive(waiting, unique_png())
+    uploaded(waiting, unique_png())
     to_purge = deleted(alice, stored(alice))
     result = lifecycle.reconcile_storage(grace=0, fix=True)
     assert (result.objects, result.stray) == (2, 0)
-    assert object_keys() == {waiting.storage_key, to_purge.storage_key}
+    assert object_keys() == {staging_key(waiting), to_purge.storage_key}
 
 
 def test_an_aliases_own_leftover_object_is_stray(alice):
@@ -584,8 +595,8 @@ def test_after_a_mixed_sequence_and_one_run_of_every_job_storage_and_usage_match
     plain = [stored(alice, alices), stored(bob), stored(charlie)]
     # Presigned uploads left pending: still open, abandoned with bytes, abandoned without.
     still_open, abandoned_full, abandoned_empty = prepared(bob, 400), prepared(alice, 400), prepared(charlie, 400)
-    arrive(still_open, unique_png())
-    arrive(abandoned_full, unique_png())
+    uploaded(still_open, unique_png())
+    uploaded(abandoned_full, unique_png())
     # Deletes: the original (its alias lives on), an alias, a plain file, a pending upload.
     deleted(alice, original)
     deleted(alice, alias_gone)

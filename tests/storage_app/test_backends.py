@@ -116,12 +116,15 @@ def test_bad_keys_are_rejected_before_any_storage_call(store, key, monkeypatch):
         store.signed_download_url(key, 60)
 
 
-def test_signed_upload_and_download_round_trip(store, client, backend):
+def test_signed_upload_and_download_round_trip(store, client, backend, alice):
+    from media_app.models import MediaFile
+
     data = payload(5000)
-    key = "organizations/1/files/1/up.png"
-    upload = store.signed_upload(key, content_type="image/png", max_bytes=len(data), ttl=300)
-    _put(client, upload.url, data, upload.headers)
-    url = store.signed_download_url(key, 300)
+    prepared = alice.client.post("/v1/media/prepare-upload", {"content_type": "image/png", "bytes": len(data)},
+                                 format="json").json()
+    _put(client, prepared["presigned_url"], data, prepared["headers"])
+    assert alice.client.put(f"/v1/media/{prepared['id']}").status_code == 200
+    url = store.signed_download_url(MediaFile.objects.get(pk=prepared["id"]).storage_key, 300)
     assert _get(client, url) == data
 
 
@@ -162,9 +165,9 @@ def signed(client, settings, tmp_path):
 
     use_local(settings, tmp_path)
     store = get_store()
-    store.save_stream("organizations/1/files/1/s.png", io.BytesIO(payload(100)), max_bytes=10**6)
-    store.save_stream("organizations/1/files/2/t.png", io.BytesIO(payload(100)), max_bytes=10**6)
-    return store.signed_download_url("organizations/1/files/1/s.png", 300)
+    store.save_stream("compute/1/s.png", io.BytesIO(payload(100)), max_bytes=10**6)
+    store.save_stream("compute/1/t.png", io.BytesIO(payload(100)), max_bytes=10**6)
+    return store.signed_download_url("compute/1/s.png", 300)
 
 
 def _tamper(url: str, **changes) -> str:
@@ -187,7 +190,7 @@ def test_a_valid_signed_url_serves_the_bytes(client, signed):
 
 
 def test_a_changed_path_is_refused(client, signed):
-    _assert_403(client.get(_tamper(signed, path="/files/organizations/1/files/2/t.png")))
+    _assert_403(client.get(_tamper(signed, path="/files/compute/1/t.png")))
 
 
 def test_a_changed_expiry_is_refused(client, signed):

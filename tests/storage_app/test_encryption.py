@@ -104,7 +104,7 @@ def test_presigned_uploads_are_encrypted_through_the_app(app_encryption, alice, 
     assert prepared["presigned_url"].startswith("http://testserver/files/")
     put = client.put(prepared["presigned_url"].removeprefix("http://testserver"), data=data,
                      content_type="image/png")
-    assert put.status_code == 200
+    assert put.status_code == 204
     done = alice.client.put(f"/v1/media/{prepared['id']}").json()
     media = MediaFile.objects.get(pk=done["id"])
     assert (media.encryption, media.encryption_key_id) == ("app", "k1")
