@@ -1,20 +1,16 @@
 """The app-signed file URLs: downloads and uploads for the local backend and encrypted objects."""
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from config.errors import InvalidRequest, ServiceError, TooLarge, UnsupportedMediaType, service_error_body
+from config.errors import InvalidRequest, ServiceError, TooLarge, UnsupportedMediaType, service_error_response
 from storage_app import signing
 from storage_app.backends import get_store
 from storage_app.http import ObjectView, serve_object
 from storage_app.keys import validate_key
 from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
-
-
-def _error(exc: ServiceError) -> JsonResponse:
-    return JsonResponse(service_error_body(exc), status=exc.status)
 
 
 @csrf_exempt
@@ -28,7 +24,7 @@ def signed_file(request: HttpRequest, key: str) -> HttpResponse:
         grant = signing.verify(request.method.lower(), key, params)
         return _upload(request, grant)
     except ServiceError as exc:
-        return _error(exc)
+        return service_error_response(exc)
 
 
 def _download(request: HttpRequest, key: str) -> HttpResponse:
