@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MEDIASTORE_VAR_DIR=/app/var \
-    WEB_CONCURRENCY=2
+    WEB_CONCURRENCY=2 \
+    MEDIASTORE_THREADS=32
 
 # An unprivileged user; it owns only /app/var (static files, beat schedule), not the code.
 RUN groupadd --system --gid 10001 mediastore \
@@ -31,11 +32,8 @@ RUN SECRET_KEY=collectstatic-build-only python manage.py collectstatic --noinput
 
 EXPOSE 8000
 
-# gunicorn with threaded workers (WSGI): downloads stream chunk by chunk. Workers come from
-# WEB_CONCURRENCY (gunicorn reads it); extra flags can be given in GUNICORN_CMD_ARGS.
+# gunicorn with threaded workers (WSGI): downloads stream chunk by chunk. config/gunicorn.conf.py
+# sets the worker class and reads WEB_CONCURRENCY (workers) and MEDIASTORE_THREADS (threads per
+# worker); extra flags can be given in GUNICORN_CMD_ARGS.
 # The worker and beat run this image with their own command (see docker-compose.yml).
-CMD ["gunicorn", "config.wsgi:application", \
-     "--bind", "0.0.0.0:8000", \
-     "--worker-class", "gthread", "--threads", "4", \
-     "--timeout", "300", \
-     "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_detail_load.py [--seconds 10] [--connections 16] [--rounds 2]
 
 Row 8 of docs/benchmarks.md (target: the detail endpoint serves >= 50 % of /healthz's
-requests per second). One gunicorn with 2 gthread workers x 4 threads (as `manage.py serve`),
+requests per second). One gunicorn with 2 gthread workers x 4 threads (`manage.py serve` had 4),
 PostgreSQL, local backend; wrk (2 threads, `--connections` keep-alive connections) loads
 each endpoint for `--seconds`, alternating, `--rounds` times; the medians are compared.
 `/healthz` answers a constant through Django's middleware; the detail endpoint authenticates

@@ -103,6 +103,25 @@ class Throttled(ServiceError):
     code = "rate_limited"
     type = "rate_limit_error"
     message = "Too many requests."
+    retry_after: int | None = None  # seconds, sent as `Retry-After`
+
+
+class TooManyConcurrentUploads(Throttled):
+    code = "too_many_concurrent_uploads"
+    message = "Too many uploads in progress at once; retry when one has finished."
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(ServiceError):
+    """The request body arrived too slowly (idle too long, or below the minimum rate)."""
+
+    status = 408
+    code = "request_timeout"
+    type = "timeout_error"
+    message = "The request body arrived too slowly."
 
 
 class RemoteFetchFailed(ServiceError):
@@ -129,6 +148,26 @@ def envelope(message: str, *, code: str, type: str = "invalid_request_error",
 
 def service_error_body(exc: ServiceError) -> dict[str, Any]:
     return envelope(exc.message, code=exc.code, type=exc.type, param=exc.param)
+
+
+def service_error_headers(exc: ServiceError) -> dict[str, str]:
+    """The headers an error answer carries besides its body."""
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    if getattr(exc, "retry_after", None) is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return headers
+
+
+def service_error_response(exc: ServiceError):
+    """A JsonResponse of a ServiceError, for plain Django views and middleware."""
+    from django.http import JsonResponse
+
+    response = JsonResponse(service_error_body(exc), status=exc.status)
+    for name, value in service_error_headers(exc).items():
+        response[name] = value
+    return response
 
 
 def is_api_path(path: str) -> bool:

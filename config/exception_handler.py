@@ -10,7 +10,11 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
-from config.errors import ServiceError, envelope, is_api_path, json_error_body, service_error_body
+from django.core.exceptions import RequestDataTooBig
+
+from config.errors import (
+    ServiceError, envelope, is_api_path, json_error_body, service_error_body, service_error_headers,
+)
 
 
 _DRF_CODES = {
@@ -43,10 +47,7 @@ def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: render every error in the envelope."""
     if isinstance(exc, ServiceError):
-        response = Response(service_error_body(exc), status=exc.status)
-        if exc.status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="api"'
-        return response
+        return Response(service_error_body(exc), status=exc.status, headers=service_error_headers(exc))
     response = drf_default_handler(exc, context)
     if response is None:
         return None
@@ -81,6 +82,9 @@ def handler500(request):  # noqa: ANN001
 
 
 def handler400(request, exception=None):  # noqa: ANN001
+    if is_api_path(request.path) and isinstance(exception, RequestDataTooBig):
+        # Django files a body over DATA_UPLOAD_MAX_MEMORY_SIZE under "suspicious" (400); it is a size error.
+        return json_error_body(413, "The request body is too large.", code="request_too_large", type="size_error")
     if is_api_path(request.path):
         return json_error_body(400, "Bad request.", code="invalid_request", type="invalid_request_error")
     from django.views.defaults import bad_request

@@ -1,4 +1,4 @@
-"""Request ids, primary pinning for the replica router, and the API error envelope."""
+"""Request ids, primary pinning for the replica router, upload slots, and the API error envelope."""
 from __future__ import annotations
 
 import logging
@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from config import db_router
-from config.errors import is_api_path, json_error_body
+from config import concurrency, db_router
+from config.errors import TooManyConcurrentUploads, is_api_path, json_error_body, service_error_response
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -58,6 +59,29 @@ class PrimaryPinMiddleware:
             return self.get_response(request)
         finally:
             db_router.end_request(token)
+
+
+class UploadSlotsMiddleware:
+    """Releases the upload slots a request took (config/concurrency.py) when it ends.
+
+    Signed-URL uploads (`PUT`/`POST /files/...`) carry no credentials: their slot is per client
+    address, taken here. Authenticated upload views take a per-organization slot once the caller
+    is known (accounts.throttles.ConcurrentUploads).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            if request.path.startswith("/files/") and concurrency.is_upload(request):
+                scope = f"ip:{concurrency.client_address(request)}"
+                concurrency.hold_upload_slot(request, scope, settings.MEDIA_CONCURRENT_UPLOADS_PER_IP)
+            return self.get_response(request)
+        except TooManyConcurrentUploads as exc:
+            return service_error_response(exc)
+        finally:
+            concurrency.release_upload_slots(request)
 
 
 class ApiErrorMiddleware:

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.PrimaryPinMiddleware",
+    "config.middleware.UploadSlotsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/: the admin's and /docs' files
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -219,6 +220,16 @@ MEDIA_RECONCILE_GRACE = env.duration("MEDIA_RECONCILE_GRACE", "1h")
 MEDIA_RECONCILE_FIX = env.bool("MEDIA_RECONCILE_FIX", False)
 # A JSON body may carry a base64 data URL of a file at the size limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MEDIA_MAX_BYTES * 4 // 3 + 1024 * 1024
+# Slow request bodies (config/bodyguard.py; README "Limits"): a body read that receives nothing for
+# the idle timeout fails, and after the grace period the body must arrive at the minimum rate (bytes
+# per second, on average since the request began). Either answers 408. 0 turns a limit off.
+MEDIA_BODY_IDLE_TIMEOUT = env.duration("MEDIA_BODY_IDLE_TIMEOUT", "30s")
+MEDIA_BODY_MIN_RATE = env.int("MEDIA_BODY_MIN_RATE", 1024)
+MEDIA_BODY_GRACE = env.duration("MEDIA_BODY_GRACE", "10s")
+# Uploads in progress at once (config/concurrency.py): per organization on authenticated routes, per
+# client address on signed-URL ones; 429 past it. Per gunicorn worker unless REDIS_URL is set. 0: no limit.
+MEDIA_CONCURRENT_UPLOADS_PER_ORG = env.int("MEDIA_CONCURRENT_UPLOADS_PER_ORG", 8)
+MEDIA_CONCURRENT_UPLOADS_PER_IP = env.int("MEDIA_CONCURRENT_UPLOADS_PER_IP", 8)
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")

@@ -2,5 +2,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config.bodyguard import BodyGuard
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+# Idle timeout and minimum rate on request bodies, under the app so that every body read is guarded.
+application = BodyGuard(get_wsgi_application())

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from django.conf import settings
 from django.core.files.storage import Storage, storages
 
-from config.errors import NotFound, StorageUnavailable, TooLarge
+from config.errors import NotFound, RequestTimeout, StorageUnavailable, TooLarge
 from storage_app import crypto, signing
 from storage_app.keys import validate_key
 from storage_app.sniff import SNIFF_BYTES, Sniffed, is_inline_safe, sniff
@@ -173,7 +173,7 @@ class HashingReader:
             parts.append(self.head[:n])
             self.head = self.head[n:]
         remaining = n - len(parts[0]) if parts else n
-        while remaining > 0 and (chunk := _frozen(self.source.read(min(remaining, WRITE_BLOCK)))):
+        while remaining > 0 and (chunk := _frozen(_read_source(self.source, min(remaining, WRITE_BLOCK)))):
             self._account(chunk)
             parts.append(chunk)
             remaining -= len(chunk)
@@ -183,7 +183,7 @@ class HashingReader:
         if self.head:
             head, self.head = self.head, b""
             yield head
-        while chunk := _frozen(self.source.read(WRITE_BLOCK)):
+        while chunk := _frozen(_read_source(self.source, WRITE_BLOCK)):
             self._account(chunk)
             yield chunk
 
@@ -205,11 +205,22 @@ def _frozen(data: bytes | bytearray | memoryview) -> bytes | memoryview:
     return bytes(data)
 
 
+def _read_source(source: BinaryIO, n: int) -> bytes | memoryview:
+    """`source.read(n)`. A socket timeout while reading a request body is the client's (408), not the
+    storage's: the local backend would otherwise report it as a failed write (503)."""
+    try:
+        return source.read(n)
+    except OSError as exc:  # Django's request.read() re-raises as UnreadablePostError, from the original
+        if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
+            raise RequestTimeout() from exc
+        raise
+
+
 def read_head(source: BinaryIO, n: int = SNIFF_BYTES) -> bytes:
     """Up to `n` bytes, looping because sockets and request bodies may return short reads."""
     parts, remaining = [], n
     while remaining > 0:
-        chunk = source.read(remaining)
+        chunk = _read_source(source, remaining)
         if not chunk:
             break
         parts.append(chunk)

@@ -34,7 +34,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest
 from django.utils.http import parse_header_parameters
 
-from config.errors import InvalidRequest, LengthRequired, TooLarge, UnsupportedMediaType
+from config.errors import InvalidRequest, LengthRequired, RequestTimeout, TooLarge, UnsupportedMediaType
 
 READ_BLOCK = 1024 * 1024  # one recv-sized read of the body at a time
 MAX_PART_HEADER_BYTES = 16 * 1024
@@ -106,6 +106,8 @@ class MultipartReader:
         try:
             data = self._source.read(READ_BLOCK)
         except OSError as exc:  # a client that went away mid-body; not a storage failure
+            if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
+                raise RequestTimeout() from exc  # a socket timeout (config.bodyguard answers most first)
             raise UploadInterrupted() from exc
         self._received += len(data)
         self._eof = not data

@@ -6,11 +6,11 @@ file's staging key, and never replaces an object.
 """
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from config.errors import InvalidRequest, NotFound, ServiceError, TooLarge, UnsupportedMediaType, service_error_body
+from config.errors import InvalidRequest, NotFound, ServiceError, TooLarge, UnsupportedMediaType, service_error_response
 from media_app.grants import media_object_live, media_upload_claim, media_upload_release
 from storage_app import signing
 from storage_app.backends import get_store
@@ -26,10 +26,6 @@ POST_PREFIX_BYTES = 8 * 1024
 POST_TRAILER_BYTES = 1024
 
 
-def _error(exc: ServiceError) -> JsonResponse:
-    return JsonResponse(service_error_body(exc), status=exc.status)
-
-
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "PUT", "POST"])
 def signed_file(request: HttpRequest, key: str) -> HttpResponse:
@@ -41,7 +37,7 @@ def signed_file(request: HttpRequest, key: str) -> HttpResponse:
             return _put(request, key)
         return _post(request, key)
     except ServiceError as exc:
-        return _error(exc)
+        return service_error_response(exc)
 
 
 def _download(request: HttpRequest, key: str) -> HttpResponse:

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import ServiceKeyOnly
 from accounts.principal import Principal, principal_for
+from accounts.throttles import ConcurrentUploads
 from accounts.services import user_get_in_organization
 from config.api import validated
 from config.errors import NotFound, PermissionDenied
@@ -113,6 +114,7 @@ class UploadView(APIView):
     """`POST /v1/media/upload`: multipart bytes, or JSON `{name, mime}` for a presigned upload."""
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    throttle_classes = [ConcurrentUploads]
 
     @schema.media_upload
     def post(self, request: Request) -> Response:

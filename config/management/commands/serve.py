@@ -14,29 +14,33 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+GUNICORN_CONF = settings.BASE_DIR / "config" / "gunicorn.conf.py"
+
 
 class Command(BaseCommand):
     help = "Run gunicorn, a Celery worker and Celery beat until interrupted."
 
     def add_arguments(self, parser) -> None:  # noqa: ANN001
         parser.add_argument("--bind", default=os.environ.get("MEDIASTORE_BIND", "127.0.0.1:8000"))
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+        parser.add_argument("--workers", type=int, help="gunicorn workers (default: WEB_CONCURRENCY or 2)")
+        parser.add_argument("--threads", type=int, help="threads per worker (default: MEDIASTORE_THREADS or 32)")
         parser.add_argument("--no-worker", action="store_true", help="serve the web app only")
 
     def handle(self, *args, **options) -> None:
         python = sys.executable
-        commands = {
-            "web": [python, "-m", "gunicorn", "config.wsgi:application", "--bind", options["bind"],
-                    "--workers", str(options["workers"]), "--worker-class", "gthread", "--threads", "4",
-                    "--timeout", "300", "--access-logfile", "-"],
-        }
+        # Workers, threads, worker class and timeouts: config/gunicorn.conf.py, as in the Docker image.
+        web = [python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", options["bind"]]
+        for flag in ("workers", "threads"):
+            if options[flag]:
+                web += [f"--{flag}", str(options[flag])]
+        commands = {"web": web}
         if not options["no_worker"]:
             schedule = str(settings.VAR_DIR / "celerybeat-schedule")
             commands["worker"] = [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
                                   "--concurrency", "2", "--pool", "threads"]
             commands["beat"] = [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", schedule]
-        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        processes = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
         self.stderr.write(f"Serving on http://{options['bind']} with {', '.join(processes)}; Ctrl-C stops.")
         stopping = False
 
