@@ -25,7 +25,7 @@ from media_app.services import (
 )
 from media_app.sources import Base64Reader, parse_data_url
 from storage_app.backends import get_store
-from storage_app.categories import get_category
+from storage_app.categories import category_check_declared, get_category
 from storage_app.http import ObjectView, serve_object
 from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
@@ -124,6 +124,7 @@ class UploadView(APIView):
 
     def _presigned(self, request: Request, principal: Principal) -> Response:
         data = validated(s.LegacyUploadInput, request.data)
+        category_check_declared(get_category(data.get("category")), data["mime"], param="mime")
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data["name"], declared_mime=data["mime"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
@@ -167,6 +168,7 @@ class PrepareUploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = validated(s.PrepareUploadInput, request.data)
+        category_check_declared(get_category(data.get("category")), data["content_type"], param="content_type")
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,

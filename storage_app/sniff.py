@@ -256,6 +256,16 @@ def sniff(head: bytes, *, complete: bool | None = None) -> Sniffed:
     return UNKNOWN
 
 
+def as_declared(declared_mime: str | None) -> Sniffed | None:
+    """What content of the declared type would sniff as, to judge a type before any byte has
+    arrived; None when the declaration names no concrete type (generic, `image/*`, garbage)."""
+    declared = normalize_mime(declared_mime)
+    top, _, sub = declared.partition("/")
+    if declared in _GENERIC_DECLARED or not top or not sub or "*" in declared:
+        return None
+    return _s(declared, "bin")
+
+
 def is_inline_safe(mime: str | None) -> bool:
     """May content of this (sniffed) type be served inline?
 
