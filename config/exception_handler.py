@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
@@ -47,6 +48,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if exc.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="api"'
         return response
+    if isinstance(exc, RequestDataTooBig):  # Django would answer a bare 400
+        return Response(envelope("The request body is too large.", code="max_size_exceeded", type="size_error"),
+                        status=413)
     response = drf_default_handler(exc, context)
     if response is None:
         return None

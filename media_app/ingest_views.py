@@ -4,7 +4,6 @@ from __future__ import annotations
 from django.core.validators import ProhibitNullCharactersValidator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.principal import principal_for
 from config.api import validated
+from config.parsers import JSONParser
 from media_app import schema
 from media_app import serializers as s
 from media_app.ingest import media_ingest

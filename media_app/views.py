@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from rest_framework.exceptions import ErrorDetail, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.principal import Principal, principal_for
 from accounts.services import user_get_in_organization
 from config.api import validated
+from config.parsers import JSONParser
 from config.errors import NotFound, PermissionDenied
 from media_app import schema
 from media_app import serializers as s
@@ -205,8 +206,6 @@ class MediaDetailView(APIView):
     def patch(self, request: Request, media_id: str) -> Response:
         media = media_get(principal_for(request), media_id)
         changes = validated(s.PatchInput, request.data)
-        if "generation" in changes:
-            changes["generation"] = s.ProvenanceInput().validate_generation(changes["generation"])
         return Response(s.MediaOutput(request).media(media_update(media=media, changes=changes)))
 
     @schema.media_destroy
