@@ -222,8 +222,11 @@ MEDIA_RECONCILE_GRACE = env.duration("MEDIA_RECONCILE_GRACE", "1h")
 # Whether the scheduled reconcile_storage deletes stray objects (the command's --fix). Off by
 # default: after restoring an older database backup, every newer object would look stray.
 MEDIA_RECONCILE_FIX = env.bool("MEDIA_RECONCILE_FIX", False)
-# A JSON body may carry a base64 data URL of a file at the size limit.
-DATA_UPLOAD_MAX_MEMORY_SIZE = MEDIA_MAX_BYTES * 4 // 3 + 1024 * 1024
+# A JSON body may carry a base64 data URL of a file at the size limit, even wrapped in lines of
+# 64 characters (PEM; MIME's are 76) whose "\r\n" JSON escapes as 4 characters, and 1 MiB of
+# other fields.
+_DATA_URL_CHARS = -(-MEDIA_MAX_BYTES // 3) * 4
+DATA_UPLOAD_MAX_MEMORY_SIZE = _DATA_URL_CHARS + _DATA_URL_CHARS // 64 * 4 + 1024 * 1024
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")

@@ -72,7 +72,8 @@ def test_data_url_upload(alice):
     ("data:image/png,notbase64", 400, "data_url_not_base64"),
     ("https://example.com/x.png", 400, "invalid_data_url"),
     ("data:image/png;base64,!!!!", 400, "invalid_data_url"),
-    ("data:image/png;base64,abc", 400, "invalid_data_url"),
+    ("data:image/png;base64,abcde", 400, "invalid_data_url"),
+    ("data:image/png;base64,ab==abcd", 400, "invalid_data_url"),
 ])
 def test_bad_data_urls(alice, value, status, code):
     response = alice.client.post("/v1/media", {"source": {"type": "data_url", "data_url": value}}, format="json")
