@@ -163,6 +163,14 @@ def presign_ttl(requested: int | None) -> int:
 
 
 # -- output ---------------------------------------------------------------------------------
+def own_original_id(media: MediaFile) -> str | None:
+    """The file an alias reads, if it is the same owner's: an alias of another member's file
+    (organization-wide dedup) must not tell its owner that file exists."""
+    if media.duplicate_of_id is None or media.duplicate_of.owner_id != media.owner_id:
+        return None
+    return media.duplicate_of_id
+
+
 class MediaOutput:
     """Renders media objects; one store and one clock per response, signing in one pass."""
 
@@ -211,7 +219,7 @@ class MediaOutput:
             "provider": media.provider,
             "prompt": media.prompt,
             "generation": media.generation,
-            "duplicate_of": media.duplicate_of_id,
+            "duplicate_of": own_original_id(media),
             "created_at": media.created_at,
             "completed_at": media.completed_at,
             "retain_until": media.retain_until,

@@ -53,7 +53,8 @@ def test_dedup_can_be_organization_wide_or_off(alice, bob, post_file, settings):
     data = unique_png()
     settings.MEDIA_DEDUP_SCOPE = "organization"
     first = post_file(alice, data).json()
-    assert post_file(bob, data).json()["id"] == first["id"]
+    assert post_file(bob, data).json()["id"] != first["id"]  # bob's own alias: see test_dedup_scope
+    assert MediaFile.objects.get(owner=bob.user).duplicate_of_id == first["id"]
     settings.MEDIA_DEDUP_SCOPE = "off"
     assert post_file(alice, data).json()["id"] != first["id"]
 
