@@ -118,14 +118,15 @@ def api_key_lookup(secret: str) -> ApiKey | None:
     return key
 
 
-def user_get_in_organization(*, organization: Organization, user_id: str):  # noqa: ANN201
-    """A member of `organization` by id or username (service keys act for them)."""
+def user_get_in_organization(*, organization: Organization, user_id: str, param: str = "user_id"):  # noqa: ANN201
+    """A member of `organization` by id or username (service keys act for them); `param` names
+    the request field the id came from, for the error."""
     members = User.objects.filter(memberships__organization=organization)
     user = members.filter(username=user_id).first()
     if user is None and str(user_id).isdigit():
         user = members.filter(pk=int(user_id)).first()
     if user is None:
-        raise NotFound("No such user in this organization.", code="user_not_found", param="user_id")
+        raise NotFound("No such user in this organization.", code="user_not_found", param=param)
     return user
 
 

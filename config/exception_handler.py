@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
-
-from django.core.exceptions import RequestDataTooBig
 
 from config.errors import (
     ServiceError, envelope, is_api_path, json_error_body, service_error_body, service_error_headers,
@@ -48,6 +47,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: render every error in the envelope."""
     if isinstance(exc, ServiceError):
         return Response(service_error_body(exc), status=exc.status, headers=service_error_headers(exc))
+    if isinstance(exc, RequestDataTooBig):  # Django would answer a bare 400
+        return Response(envelope("The request body is too large.", code="request_too_large", type="size_error"),
+                        status=413)
     response = drf_default_handler(exc, context)
     if response is None:
         return None

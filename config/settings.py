@@ -218,8 +218,11 @@ MEDIA_RECONCILE_GRACE = env.duration("MEDIA_RECONCILE_GRACE", "1h")
 # Whether the scheduled reconcile_storage deletes stray objects (the command's --fix). Off by
 # default: after restoring an older database backup, every newer object would look stray.
 MEDIA_RECONCILE_FIX = env.bool("MEDIA_RECONCILE_FIX", False)
-# A JSON body may carry a base64 data URL of a file at the size limit.
-DATA_UPLOAD_MAX_MEMORY_SIZE = MEDIA_MAX_BYTES * 4 // 3 + 1024 * 1024
+# A JSON body may carry a base64 data URL of a file at the size limit, even wrapped in lines of
+# 64 characters (PEM; MIME's are 76) whose "\r\n" JSON escapes as 4 characters, and 1 MiB of
+# other fields.
+_DATA_URL_CHARS = -(-MEDIA_MAX_BYTES // 3) * 4
+DATA_UPLOAD_MAX_MEMORY_SIZE = _DATA_URL_CHARS + _DATA_URL_CHARS // 64 * 4 + 1024 * 1024
 # Slow request bodies (config/bodyguard.py; README "Limits"): a body read that receives nothing for
 # the idle timeout fails, and after the grace period the body must arrive at the minimum rate (bytes
 # per second, on average since the request began). Either answers 408. 0 turns a limit off.
@@ -262,7 +265,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

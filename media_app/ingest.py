@@ -39,8 +39,8 @@ from accounts.models import Organization
 from config.errors import Conflict, InvalidPath, NotFound, TooLarge
 from media_app.models import MediaFile, SourceCleanup
 from media_app.services import (
-    EmptyFile, FileOptions, StoreResult, _abandon, _activate, _check_plan_category, _dimensions,
-    _encryption_of, _facts, _find_duplicate, _hash_object, _pending_create, upload_limit,
+    EmptyFile, FileOptions, StoreResult, _abandon, _activate_deduplicated, _check_plan_category, _dimensions,
+    _encryption_of, _facts, _hash_object, _pending_create, upload_limit,
 )
 from storage_app.backends import MediaStore, get_store
 from storage_app.categories import Category, category_check, get_category
@@ -136,7 +136,8 @@ def source_cleanup_schedule(*, storage_key: str, media: MediaFile) -> SourceClea
 # -- idempotency --------------------------------------------------------------------------
 def _ingested_before(*, organization: Organization, owner, source_key: str,  # noqa: ANN001
                      object_key: str) -> MediaFile | None:
-    """The live file an earlier ingest of `source_key` answered, within the dedup scope.
+    """The owner's live file an earlier ingest of `source_key` answered. Another member's is never
+    answered, whatever the dedup scope: ingesting it for this owner makes a file of their own.
 
     Files are found by their client-facing `source_key` (per organization); a cleanup row by
     the `object_key` it deletes.
@@ -144,9 +145,7 @@ def _ingested_before(*, organization: Organization, owner, source_key: str,  # n
     A pending one means another request is ingesting it right now (409, retryable); one left
     pending past its upload window by a crash is ignored, and the abandoned-uploads job removes it.
     """
-    rows = MediaFile.objects.filter(organization=organization, source_key=source_key)
-    if settings.MEDIA_DEDUP_SCOPE != "organization":
-        rows = rows.filter(owner=owner)
+    rows = MediaFile.objects.filter(organization=organization, source_key=source_key, owner=owner)
     if rows.filter(status=MediaFile.Status.PENDING, upload_expires_at__gt=timezone.now()).exists():
         raise IngestInProgress(param="storage_key")
     media = rows.filter(status=MediaFile.Status.ACTIVE).order_by("created_at").first()
@@ -156,8 +155,7 @@ def _ingested_before(*, organization: Organization, owner, source_key: str,  # n
     cleanup = SourceCleanup.objects.filter(storage_key=object_key, media_file__organization=organization,
                                            media_file__status=MediaFile.Status.ACTIVE).select_related(
         "media_file").first()
-    if cleanup is not None and (settings.MEDIA_DEDUP_SCOPE == "organization"
-                                or cleanup.media_file.owner_id == owner.pk):
+    if cleanup is not None and cleanup.media_file.owner_id == owner.pk:
         return cleanup.media_file
     return None
 
@@ -214,12 +212,8 @@ def _copy_and_activate(store: MediaStore, media: MediaFile, source: _Source, *, 
                        organization: Organization, owner, category: Category) -> IngestResult:
     try:
         facts = _copy(store, source, media.storage_key, organization=organization, category=category)
-        duplicate = _find_duplicate(organization=organization, owner=owner, sha256=facts["sha256"],
-                                    exclude=media.pk)
-        if duplicate is not None:
-            _abandon(store, media)
-            return IngestResult(media=duplicate, deduped=True)
-        return IngestResult(media=_activate(media, organization=organization, facts=facts), deduped=False)
+        result = _activate_deduplicated(store, media, organization=organization, owner=owner, facts=facts)
+        return IngestResult(media=result.media, deduped=result.deduped)
     except BaseException:
         _abandon(store, media)  # the copy, the row, the reservation; never the source
         raise

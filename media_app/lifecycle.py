@@ -9,7 +9,8 @@ beat schedule in `config/settings.py`) and by its `manage.py` command alike:
     expire_uploads      `pending` files past their upload window: reservation released, object deleted;
                         staged upload bytes whose upload is over are deleted
     recalculate_quotas  every organization's counters recounted from rows; drift reported and fixed
-    reconcile_storage   objects under `organizations/` with no row, and active rows with no object
+    reconcile_storage   objects under `organizations/` with no row, active rows with no object, and
+                        leftovers of writes that never finished (temp files, multipart uploads)
 
 Invariant after a run of all of them (nothing failing): the objects under `organizations/` are
 exactly the objects live rows use, namely `object_key` of every active row (an alias reads its
@@ -185,10 +186,14 @@ class ReconcileResult(JobResult):
     marked: int = 0
     missing_ids: list[str] = field(default_factory=list)
     recovered: int = 0  # rows marked missing earlier whose object is back
+    partial: int = 0  # leftovers of unfinished writes (temp files, multipart uploads), removed unless dry run
+    partial_items: list[str] = field(default_factory=list)
 
     def details(self) -> list[str]:
         return ([f"stray object {key}" for key in self.stray_keys]
-                + [f"missing object of {media_id}" for media_id in self.missing_ids] + self.errors)
+                + [f"missing object of {media_id}" for media_id in self.missing_ids]
+                + [f"{self.verb('removed', 'would remove')} partial upload {item}" for item in self.partial_items]
+                + self.errors)
 
     def describe(self) -> str:
         stray = _count(self.stray, "stray object")
@@ -196,7 +201,8 @@ class ReconcileResult(JobResult):
             stray += f" ({self.verb(f'{self.stray_deleted} deleted', f'would delete {self.stray}')})"
         missing = f"{_count(self.missing, 'row')} missing their object"
         missing += f" ({self.verb(f'{self.marked} newly marked', f'would mark {self.missing}')})"
-        return f"checked {_count(self.objects, 'object')}: {stray}; {missing}{self._failures()}"
+        partial = f"; {self.verb('removed', 'would remove')} {_count(self.partial, 'partial upload')}" if self.partial else ""
+        return f"checked {_count(self.objects, 'object')}: {stray}; {missing}{partial}{self._failures()}"
 
     def add_stray(self, key: str) -> None:
         self.stray += 1
@@ -499,12 +505,16 @@ def reconcile_storage(*, dry_run: bool = False, fix: bool = False, organization:
     is not pending (its row was made before its URL). Reported; deleted with `fix`.
     Missing: an active row whose `object_key` is absent (checked again before marking).
     Reported and marked with `object_missing_at`; a marked row whose object is back is cleared.
+    Partial: what a write that never finished left (a crashed worker's temp file, an S3
+    multipart upload never completed), older than `grace`. Never a live object, so removed
+    without `fix` (not in a dry run).
     """
     grace = settings.MEDIA_RECONCILE_GRACE if grace is None else grace
     cutoff = timezone.now() - timedelta(seconds=grace)
     prefix = organization_prefix(organization.pk) if organization is not None else ORGANIZATIONS_PREFIX
     store = get_store()
     result = ReconcileResult(dry_run=dry_run, fix=fix)
+    _sweep_partial(store, prefix, cutoff, result)
     seen: set[int] = set()
     # Keys come sorted, so one organization's objects are contiguous (its prefix ends with "/").
     for org_id, infos in groupby(store.list(prefix), key=lambda info: _organization_of(info.key)):
@@ -523,6 +533,16 @@ def reconcile_storage(*, dry_run: bool = False, fix: bool = False, organization:
         if org_id not in seen:  # no object at all: every active row's object is missing
             _reconcile_rows(store, org_id, set(), result=result, batch_size=batch_size)
     return result
+
+
+def _sweep_partial(store: MediaStore, prefix: str, cutoff: datetime, result: ReconcileResult) -> None:
+    try:
+        removed = store.sweep_partial(prefix=prefix, older_than=cutoff, dry_run=result.dry_run)
+    except Exception as exc:  # noqa: BLE001 - the rest of the reconciliation still runs
+        result.error("partial uploads", exc)
+        return
+    result.partial = len(removed)
+    result.partial_items = removed[:REPORT_LIMIT]
 
 
 def _organization_of(key: str) -> int | None:

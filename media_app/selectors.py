@@ -74,7 +74,8 @@ def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool
         raise PermissionDenied("Only organization admins and service keys may list another user's files.",
                                param="user")
     elif user != "*":
-        rows = rows.filter(owner=user_get_in_organization(organization=principal.organization, user_id=user))
+        rows = rows.filter(owner=user_get_in_organization(organization=principal.organization, user_id=user,
+                                                                param="user"))
     for name in ("media_kind", "provider", "category", "visibility"):
         value = query.get("media" if name == "media_kind" else name)
         if value:

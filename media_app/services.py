@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -228,16 +229,39 @@ def _pending_create(*, organization: Organization, owner, options: FileOptions, 
 def _activate_saved(store: MediaStore, media: MediaFile, saved: SavedObject, *, organization: Organization,
                     owner) -> StoreResult:  # noqa: ANN001
     try:
-        duplicate = _find_duplicate(organization=organization, owner=owner, sha256=saved.sha256, exclude=media.pk)
-        if duplicate is not None:
-            _abandon(store, media)
-            return StoreResult(media=duplicate, deduped=True)
         width, height = _dimensions(saved.head, saved.sniffed, saved.size)
         facts = _facts(saved.size, saved.sha256, saved.sniffed, width, height, saved.encryption, saved.key_id)
-        return StoreResult(media=_activate(media, organization=organization, facts=facts), deduped=False)
+        return _activate_deduplicated(store, media, organization=organization, owner=owner, facts=facts)
     except BaseException:
         _abandon(store, media)
         raise
+
+
+def _activate_deduplicated(store: MediaStore, media: MediaFile, *, organization: Organization, owner,  # noqa: ANN001
+                           facts: dict) -> StoreResult:
+    """Activate `media`, or answer the owner's own earlier copy of its content.
+
+    Another member's copy (MEDIA_DEDUP_SCOPE=organization) is never answered, as it would tell
+    the uploader its id, name, prompt and URL: `media` becomes an alias of it instead, reading
+    its object, a row of the uploader's own that is charged like any file.
+    """
+    duplicate = _find_duplicate(organization=organization, owner=owner, sha256=facts["sha256"], exclude=media.pk)
+    if duplicate is not None and duplicate.owner_id == owner.pk:
+        _abandon(store, media)
+        return StoreResult(media=duplicate, deduped=True)
+    activated = _activate(media, organization=organization, facts=facts, duplicate_of=duplicate)
+    if activated.duplicate_of_id is not None:  # the alias reads the original's object
+        _drop_aliased_object(store, media.storage_key)
+    return StoreResult(media=activated, deduped=False)
+
+
+def _drop_aliased_object(store: MediaStore, key: str) -> None:
+    """An alias's own copy of the bytes, no longer read; left behind, reconcile_storage finds it
+    stray (an alias's own key is not kept), so a failure here must not fail the upload."""
+    try:
+        store.delete(key)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not delete the object %s of a new alias; reconcile_storage will", key)
 
 
 def _dimensions(head: bytes, sniffed: Sniffed, size: int) -> tuple[int | None, int | None]:
@@ -254,9 +278,13 @@ def _activate(media: MediaFile, *, organization: Organization, facts: dict,
               duplicate_of: MediaFile | None = None) -> MediaFile:
     """Pending -> active and the quota charge, together; only one caller can win the claim."""
     now = timezone.now()
+    if duplicate_of is not None and duplicate_of.duplicate_of_id is not None:
+        duplicate_of = duplicate_of.duplicate_of  # an alias's alias reads the same object: name the original
     with transaction.atomic():
         if duplicate_of is not None and not _lock_live(duplicate_of.pk):
             duplicate_of = None  # the original went away meanwhile: keep this file's own object
+        if duplicate_of is not None:  # the alias reads the original's object, stored as the original was
+            facts = {**facts, "encryption": duplicate_of.encryption, "encryption_key_id": duplicate_of.encryption_key_id}
         claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
             status=MediaFile.Status.ACTIVE, completed_at=now, reserved_bytes=0, upload_expires_at=None,
             retain_until=retention_until(organization=organization, now=now), duplicate_of=duplicate_of, **facts)
@@ -289,14 +317,19 @@ def _abandon(store: MediaStore, media: MediaFile, *, delete_object: bool = True)
 
 
 def _find_duplicate(*, organization: Organization, owner, sha256: str, exclude: str) -> MediaFile | None:  # noqa: ANN001
+    """The owner's own live file of this content (an original before an alias), or, with organization
+    scope, another member's original: that one is only ever aliased, never answered (see
+    `_activate_deduplicated`)."""
     scope = settings.MEDIA_DEDUP_SCOPE
     if scope == "off":
         return None
-    rows = MediaFile.objects.filter(organization=organization, sha256=sha256, status=MediaFile.Status.ACTIVE,
-                                    duplicate_of__isnull=True).exclude(pk=exclude)
-    if scope == "owner":
-        rows = rows.filter(owner=owner)
-    return rows.order_by("created_at").first()
+    live = (MediaFile.objects.filter(organization=organization, sha256=sha256, status=MediaFile.Status.ACTIVE)
+            .exclude(pk=exclude).select_related("duplicate_of"))
+    originals_first = Case(When(duplicate_of__isnull=True, then=Value(0)), default=Value(1))
+    own = live.filter(owner=owner).order_by(originals_first, "created_at").first()
+    if own is not None or scope == "owner":
+        return own
+    return live.filter(duplicate_of__isnull=True).order_by("created_at").first()
 
 
 # -- presigned uploads --------------------------------------------------------------------
@@ -375,7 +408,7 @@ def _complete(store: MediaStore, media: MediaFile) -> MediaFile:
     except QuotaExceeded:
         _abandon(store, media)
         raise
-    if duplicate is not None and activated.duplicate_of_id == duplicate.pk:
+    if activated.duplicate_of_id is not None:
         store.delete(media.storage_key)  # the alias reads the original's object
     return activated
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.models import Organization
 from media_app import jobs, lifecycle
@@ -19,14 +20,15 @@ from media_app import jobs, lifecycle
 @shared_task(name="media_app.tasks.heartbeat")
 def heartbeat() -> dict:
     """Records that the worker and beat are alive (visible as JobRun 'heartbeat')."""
-    return jobs.job_record(name="heartbeat", result={"ok": True})
+    return jobs.job_record(name="heartbeat", started_at=timezone.now(), result={"ok": True})
 
 
 def _run(job: Callable[..., lifecycle.JobResult], organization_id: int | None = None, **kwargs) -> dict:
     if organization_id is not None:
         kwargs["organization"] = Organization.objects.get(pk=organization_id)
+    started_at = timezone.now()
     result = job(**kwargs)
-    return jobs.job_record(name=result.job, result=result.as_dict())
+    return jobs.job_record(name=result.job, started_at=started_at, result=result.as_dict())
 
 
 @shared_task(name="media_app.tasks.expire_media")

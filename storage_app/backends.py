@@ -354,6 +354,11 @@ class MediaStore(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
+    @abstractmethod
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+        """Remove what writes that never finished left behind (a worker killed mid-upload) and
+        that is older than `older_than`; answer what was (or, dry run, would be) removed."""
+
     # -- signed URLs -------------------------------------------------------------------
     def signed_download_url(self, key: str, ttl: float, *, encrypted: bool = False,
                             filename: str = "", content_type: str = "") -> str:
@@ -493,6 +498,24 @@ class LocalStore(MediaStore):
                 if key.startswith(prefix):
                     stat = full.stat()
                     yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc))
+
+
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+        """The `.part` files of unfinished writes. They name no key, so a sweep of any prefix
+        takes them all; one still being written has a fresh modification time."""
+        found = []
+        for path in sorted((self.root / TMP_DIR).glob("*.part")):
+            try:
+                if datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc) >= older_than:
+                    continue
+                if not dry_run:
+                    path.unlink()
+            except FileNotFoundError:
+                continue  # its write finished (renamed) or failed (unlinked) meanwhile
+            except OSError as exc:
+                raise StorageUnavailable(f"Local storage sweep failed: {exc.strerror}.") from exc
+            found.append(f"{TMP_DIR}/{path.name}")
+        return found
 
 
 def _chunks(stream: BinaryIO) -> Iterator[bytes | memoryview]:
@@ -671,6 +694,23 @@ class S3Store(MediaStore):
                 return
             for item in page.get("Contents", []):
                 yield ObjectInfo(item["Key"], item["Size"], item.get("LastModified"))
+
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+        """Abort multipart uploads under `prefix` begun before `older_than`: their parts are
+        stored (and billed) until aborted, yet no listing of objects shows them."""
+        return self._call(prefix, self._sweep_uploads, prefix, older_than, dry_run)
+
+    def _sweep_uploads(self, prefix: str, older_than: datetime, dry_run: bool) -> list[str]:
+        found = []
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] >= older_than:
+                    continue
+                if not dry_run:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+                found.append(f"{upload['Key']} (multipart upload {upload['UploadId']})")
+        return found
 
     def serves_presigned_downloads(self, *, encrypted: bool) -> bool:
         return not encrypted

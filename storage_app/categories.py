@@ -14,13 +14,13 @@ from typing import Callable
 
 from config.errors import InvalidRequest, TooLarge, UnsupportedMediaType
 from storage_app.sniff import (
-    DOCX, HTML_MIMES, NDJSON, PARQUET, PPTX, XLSX, Sniffed, is_executable, normalize_mime,
+    DOCX, HTML_MIMES, NDJSON, PARQUET, PPTX, XLSX, Sniffed, as_declared, is_executable, normalize_mime,
 )
 
 __all__ = [
     "Category", "CATEGORIES", "ALL_CATEGORIES", "GENERAL", "DATA_SOURCE", "PROFILE_IMAGE",
     "PROFILE_IMAGE_MAX_BYTES", "DATA_SOURCE_MAX_BYTES", "PROFILE_IMAGE_MIMES", "DATA_SOURCE_MIMES",
-    "get_category", "category_check", "effective_max_bytes", "check_size",
+    "get_category", "category_check", "category_check_declared", "effective_max_bytes", "check_size",
 ]
 
 PROFILE_IMAGE_MAX_BYTES = 5 * 1024 * 1024
@@ -108,15 +108,24 @@ def get_category(name: str | None) -> Category:
     )
 
 
-def category_check(category: Category, sniffed: Sniffed) -> None:
+def category_check(category: Category, sniffed: Sniffed, *, param: str = "file",
+                   what: str = "Detected file type") -> None:
     """Raise 415 `unsupported_media_type` (param "file") if the content is not allowed."""
     if category.allows(sniffed):
         return
     raise UnsupportedMediaType(
-        f"Detected file type '{sniffed.mime}' is not allowed for category "
+        f"{what} '{sniffed.mime}' is not allowed for category "
         f"'{category.name}'. Allowed: {category.description}.",
-        param="file",
+        param=param,
     )
+
+
+def category_check_declared(category: Category, declared_mime: str | None, *, param: str) -> None:
+    """Refuse, before any byte arrives, a declared type whose content `category_check` would
+    refuse at completion (content of another type would be refused there as a mismatch)."""
+    declared = as_declared(declared_mime)
+    if declared is not None:
+        category_check(category, declared, param=param, what="Declared type")
 
 
 def effective_max_bytes(category: Category, plan_max: int | None) -> int | None:

@@ -24,12 +24,13 @@ import filetype
 
 from storage_app.mime_policy import (
     DOCM, DOCX, EXECUTABLE_MIMES, HTML_MIMES, OCTET_STREAM, PARQUET, PPTM, PPTX, XLSM, XLSX,
-    declared_conflicts, declared_contradicts, is_executable, is_inline_safe, normalize_mime,
+    _GENERIC_DECLARED, declared_conflicts, declared_contradicts, is_executable, is_inline_safe, normalize_mime,
 )
 from storage_app.sniff_text import NDJSON, classify_text, decode_legacy_text, decode_text, sniff_shebang
 
 logger = logging.getLogger("mediastore.sniff")
 __all__ = [
+    "as_declared",
     "SNIFF_BYTES", "Sniffed", "sniff", "is_inline_safe", "declared_conflicts", "declared_contradicts",
     "is_executable", "normalize_mime", "EXECUTABLE_MIMES", "HTML_MIMES", "OCTET_STREAM",
     "XLSX", "DOCX", "PPTX", "PARQUET", "NDJSON",
@@ -112,6 +113,16 @@ def _identify(head: bytes, complete: bool) -> Sniffed | None:
             return found
         text = decode_legacy_text(head)
     return _s(*classify_text(text, complete)) if text is not None else None
+
+
+def as_declared(declared_mime: str | None) -> Sniffed | None:
+    """What content of the declared type would sniff as, to judge a type before any byte has
+    arrived; None when the declaration names no concrete type (generic, `image/*`, garbage)."""
+    declared = normalize_mime(declared_mime)
+    top, _, sub = declared.partition("/")
+    if declared in _GENERIC_DECLARED or not top or not sub or "*" in declared:
+        return None
+    return _s(declared, "bin")
 
 
 # --------------------------------------------------------------------------- #

@@ -29,3 +29,29 @@ def upload(name: str, data: bytes, content_type: str = "application/octet-stream
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def leave_partial_upload(key: str) -> str:
+    """What a worker killed mid-write leaves: a local temp file, or an S3 multipart upload
+    with a part stored and never completed."""
+    from storage_app.backends import get_store
+
+    store = get_store()
+    if store.name == "local":
+        tmp_dir = store.root / ".tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        (tmp_dir / f"{key.rsplit('/', 1)[-1]}.part").write_bytes(b"half a file")
+        return key
+    upload_id = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+    store.client.upload_part(Bucket=store.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 1024)
+    return key
+
+
+def partial_uploads() -> list[str]:
+    from storage_app.backends import get_store
+
+    store = get_store()
+    if store.name == "local":
+        return sorted(path.name.removesuffix(".part") for path in (store.root / ".tmp").glob("*.part"))
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    return sorted(upload["Key"].rsplit("/", 1)[-1] for upload in uploads)

@@ -58,7 +58,7 @@ class Media(serializers.Serializer):
     provider = serializers.CharField(allow_blank=True)
     prompt = serializers.CharField(allow_blank=True)
     generation = serializers.DictField(help_text="Further generation parameters, as sent.")
-    duplicate_of = _nullable_str(help_text="The id whose bytes this alias shares.")
+    duplicate_of = _nullable_str(help_text="The id of the same owner's file whose bytes this alias shares; null otherwise.")
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
     retain_until = serializers.DateTimeField(allow_null=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import datetime
 
 from django.conf import settings
@@ -10,10 +11,13 @@ from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
 from config.errors import InvalidRequest
+from config.parsers import JsonTooDeep, json_depth, json_loads_bounded
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
 
 MAX_RESOLVE_IDS = 100
+MAX_GENERATION_DEPTH = 8
+MAX_GENERATION_BYTES = 64 * 1024
 PROVENANCE_FIELDS = ("model", "provider", "prompt", "generation")
 
 
@@ -28,16 +32,31 @@ class ProvenanceInput(serializers.Serializer):
     user_id = serializers.CharField(required=False, max_length=150)
 
     def validate_generation(self, value):  # noqa: ANN001, ANN201
-        if isinstance(value, str):  # multipart sends JSON as text
-            import json
+        return generation_value(value)
 
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise serializers.ValidationError("generation must be a JSON object.", code="invalid_generation")
-        if not isinstance(value, dict):
+
+def generation_value(value: object) -> dict:
+    """The `generation` JSON object to store (multipart sends it as text), shallow and small."""
+    if isinstance(value, str):
+        try:
+            value = json_loads_bounded(value, max_depth=MAX_GENERATION_DEPTH)
+        except (ValueError, JsonTooDeep):
             raise serializers.ValidationError("generation must be a JSON object.", code="invalid_generation")
-        return value
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("generation must be a JSON object.", code="invalid_generation")
+    _check_generation_bounds(value)
+    return value
+
+
+def _check_generation_bounds(value: dict) -> None:
+    """Stored JSON is read back by every listing and serializer: keep it shallow and small."""
+    if json_depth(value) > MAX_GENERATION_DEPTH:
+        raise serializers.ValidationError(f"generation may nest at most {MAX_GENERATION_DEPTH} levels deep.",
+                                          code="invalid_generation")
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_GENERATION_BYTES:
+        raise serializers.ValidationError(f"generation may hold at most {MAX_GENERATION_BYTES} bytes of JSON "
+                                          f"({size} sent).", code="invalid_generation")
 
 
 class SourceInput(serializers.Serializer):
@@ -81,6 +100,9 @@ class PatchInput(serializers.Serializer):
     provider = serializers.CharField(required=False, allow_blank=True, max_length=100)
     prompt = serializers.CharField(required=False, allow_blank=True, max_length=20000, trim_whitespace=False)
     generation = serializers.JSONField(required=False)
+
+    def validate_generation(self, value):  # noqa: ANN001, ANN201
+        return generation_value(value)
 
 
 class ResolveInput(serializers.Serializer):
@@ -141,6 +163,14 @@ def presign_ttl(requested: int | None) -> int:
 
 
 # -- output ---------------------------------------------------------------------------------
+def own_original_id(media: MediaFile) -> str | None:
+    """The file an alias reads, if it is the same owner's: an alias of another member's file
+    (organization-wide dedup) must not tell its owner that file exists."""
+    if media.duplicate_of_id is None or media.duplicate_of.owner_id != media.owner_id:
+        return None
+    return media.duplicate_of_id
+
+
 class MediaOutput:
     """Renders media objects with the URLs `links` makes (one store and one clock per response)."""
 
@@ -171,7 +201,7 @@ class MediaOutput:
             "provider": media.provider,
             "prompt": media.prompt,
             "generation": media.generation,
-            "duplicate_of": media.duplicate_of_id,
+            "duplicate_of": own_original_id(media),
             "created_at": media.created_at,
             "completed_at": media.completed_at,
             "retain_until": media.retain_until,

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ErrorDetail, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from accounts.principal import Principal, principal_for
 from accounts.throttles import ConcurrentUploads
 from accounts.services import user_get_in_organization
 from config.api import validated
+from config.parsers import JSONParser
 from config.errors import NotFound, PermissionDenied
 from api.media import schema
 from api.media import serializers as s
@@ -30,7 +31,7 @@ from media_app.services import (
 )
 from media_app.sources import Base64Reader, parse_data_url
 from storage_app.backends import get_store
-from storage_app.categories import get_category
+from storage_app.categories import category_check_declared, get_category
 from storage_app.http import ObjectView, serve_object
 from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
@@ -138,6 +139,7 @@ class UploadView(APIView):
 
     def _presigned(self, request: Request, principal: Principal) -> Response:
         data = validated(s.LegacyUploadInput, request.data)
+        category_check_declared(get_category(data.get("category")), data["mime"], param="mime")
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data["name"], declared_mime=data["mime"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
@@ -181,6 +183,7 @@ class PrepareUploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = validated(s.PrepareUploadInput, request.data)
+        category_check_declared(get_category(data.get("category")), data["content_type"], param="content_type")
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
@@ -217,8 +220,6 @@ class MediaDetailView(APIView):
     def patch(self, request: Request, media_id: str) -> Response:
         media = media_get(principal_for(request), media_id)
         changes = validated(s.PatchInput, request.data)
-        if "generation" in changes:
-            changes["generation"] = s.ProvenanceInput().validate_generation(changes["generation"])
         return Response(_output(request).media(media_update(media=media, changes=changes)))
 
     @schema.media_destroy

@@ -47,3 +47,23 @@ def test_without_a_broker_url_celery_uses_the_file_based_broker(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "filesystem://", result.stderr
     assert (tmp_path / "celery" / "out").is_dir()
+
+
+def test_a_job_run_records_when_the_job_started_not_when_it_finished(db, monkeypatch):
+    from django.utils import timezone
+
+    from media_app import lifecycle, tasks
+
+    began = {}
+
+    def slow_job(**kwargs) -> lifecycle.JobResult:
+        began["at"] = timezone.now()
+        time.sleep(0.05)
+        return lifecycle.CleanupResult()
+
+    monkeypatch.setattr(lifecycle, "cleanup_sources", slow_job)
+    before = timezone.now()
+    tasks.cleanup_sources.delay()
+    run = JobRun.objects.get(name="cleanup_sources")
+    assert before <= run.last_started_at <= began["at"]
+    assert (run.last_finished_at - run.last_started_at).total_seconds() >= 0.05

@@ -19,7 +19,7 @@ from quotas.models import Quota
 from media_app.selectors import media_quota_totals
 from storage_app.backends import get_store
 from storage_app.keys import upload_staging_key
-from tests.factories import unique_png, upload
+from tests.factories import leave_partial_upload, partial_uploads, unique_png, upload
 
 DAY = timedelta(days=1)
 
@@ -658,3 +658,39 @@ def test_a_source_written_again_after_its_ingest_is_kept(db):
     row.refresh_from_db()
     assert result.deleted == 0 and row.done_at is not None and "written again" in row.last_error
     assert "compute/gen/again.png" in compute_keys()
+
+
+# -- 6b. leftovers of writes that never finished ---------------------------------------------
+def test_a_crashed_writes_leftovers_older_than_the_grace_are_removed(alice):
+    leave_partial_upload(f"organizations/{alice.organization.pk}/files/1/crashed.png")
+    assert lifecycle.reconcile_storage(grace=0, dry_run=True).partial == 1 and partial_uploads() == ["crashed.png"]
+    result = lifecycle.reconcile_storage(grace=0)
+    assert result.partial == 1 and "crashed.png" in result.partial_items[0]
+    assert partial_uploads() == []
+    assert "removed 1 partial upload" in result.summary()
+
+
+def test_a_local_temp_file_still_being_written_is_kept(alice, settings, tmp_path):
+    import os
+    import time
+
+    from tests.conftest import use_local
+
+    use_local(settings, tmp_path)
+    leave_partial_upload("old.png")
+    leave_partial_upload("young.png")
+    old = time.time() - 7200
+    os.utime(get_store().root / ".tmp" / "old.png.part", (old, old))
+    assert lifecycle.reconcile_storage(grace=3600).partial_items == [".tmp/old.png.part"]
+    assert partial_uploads() == ["young.png"]
+
+
+def test_s3_multipart_uploads_outside_the_reconciled_prefix_are_kept(alice, settings, moto_endpoint):
+    from tests.conftest import use_s3
+
+    use_s3(settings, moto_endpoint)
+    leave_partial_upload(f"organizations/{alice.organization.pk}/files/1/mine.png")
+    leave_partial_upload("compute/gen/theirs.png")
+    leave_partial_upload(f"organizations/{alice.organization.pk}0/files/1/neighbour.png")
+    assert lifecycle.reconcile_storage(organization=alice.organization, grace=0).partial == 1
+    assert partial_uploads() == ["neighbour.png", "theirs.png"]

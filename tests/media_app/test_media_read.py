@@ -205,6 +205,11 @@ def test_other_organizations_list_nothing_of_ours(charlie, gallery):
     assert charlie.client.get("/v1/media?user=alice").status_code == 404  # no such member in globex
 
 
+def test_listing_an_unknown_user_names_the_user_parameter(carol):
+    error = error_of(carol.client.get("/v1/media?user=nobody"), 404)
+    assert (error["code"], error["param"]) == ("user_not_found", "user")
+
+
 @pytest.mark.parametrize("query,param", [
     ("cursor=!!!", "cursor"), ("cursor=bm9wZQ", "cursor"), ("limit=0", "limit"), ("limit=1000", "limit"),
     ("sort=random", "sort"), ("media=hologram", "media"),

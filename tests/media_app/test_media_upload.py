@@ -53,7 +53,8 @@ def test_dedup_can_be_organization_wide_or_off(alice, bob, post_file, settings):
     data = unique_png()
     settings.MEDIA_DEDUP_SCOPE = "organization"
     first = post_file(alice, data).json()
-    assert post_file(bob, data).json()["id"] == first["id"]
+    assert post_file(bob, data).json()["id"] != first["id"]  # bob's own alias: see test_dedup_scope
+    assert MediaFile.objects.get(owner=bob.user).duplicate_of_id == first["id"]
     settings.MEDIA_DEDUP_SCOPE = "off"
     assert post_file(alice, data).json()["id"] != first["id"]
 
@@ -72,7 +73,8 @@ def test_data_url_upload(alice):
     ("data:image/png,notbase64", 400, "data_url_not_base64"),
     ("https://example.com/x.png", 400, "invalid_data_url"),
     ("data:image/png;base64,!!!!", 400, "invalid_data_url"),
-    ("data:image/png;base64,abc", 400, "invalid_data_url"),
+    ("data:image/png;base64,abcde", 400, "invalid_data_url"),
+    ("data:image/png;base64,ab==abcd", 400, "invalid_data_url"),
 ])
 def test_bad_data_urls(alice, value, status, code):
     response = alice.client.post("/v1/media", {"source": {"type": "data_url", "data_url": value}}, format="json")
@@ -254,3 +256,25 @@ def test_prepare_refuses_a_declared_size_over_the_quota(alice):
     error = error_of(alice.client.post("/v1/media/prepare-upload", {"content_type": "image/png", "bytes": 101},
                                        format="json"), 413)
     assert error["code"] == "quota_exceeded"
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"content_type": "text/html"}, "content_type"),
+    ({"content_type": "application/x-executable"}, "content_type"),
+    ({"content_type": "image/jpeg", "category": "data_source"}, "content_type"),
+])
+def test_prepare_refuses_a_type_that_completion_would_refuse(alice, body, param):
+    error = error_of(alice.client.post("/v1/media/prepare-upload", body, format="json"), 415)
+    assert (error["code"], error["param"]) == ("unsupported_media_type", param)
+    assert not MediaFile.objects.exists() and counters(alice.organization) == (0, 0, 0)
+
+
+def test_the_three_step_upload_refuses_html_at_step_one(alice):
+    error = error_of(alice.client.post("/v1/media/upload", {"name": "x.html", "mime": "text/html"}, format="json"), 415)
+    assert (error["code"], error["param"]) == ("unsupported_media_type", "mime")
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "image/*", "text/csv; charset=utf-8"])
+def test_prepare_still_takes_generic_and_allowed_types(alice, content_type):
+    assert alice.client.post("/v1/media/prepare-upload", {"content_type": content_type},
+                             format="json").status_code == 201

@@ -101,6 +101,21 @@ def test_list_by_prefix_never_mixes_org1_and_org10(store):
     assert all(info.size > 0 for info in store.list("organizations/"))
 
 
+def test_sweep_partial_removes_an_unfinished_write_begun_before_the_cutoff_only(store, db):
+    from datetime import datetime, timedelta, timezone
+
+    from tests.factories import leave_partial_upload, partial_uploads
+
+    store.save_stream("organizations/1/files/1/done.png", io.BytesIO(payload(10)), max_bytes=1000)
+    leave_partial_upload("organizations/1/files/1/crashed.png")
+    assert store.sweep_partial(prefix="organizations/", older_than=datetime(2000, 1, 1, tzinfo=timezone.utc)) == []
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert len(store.sweep_partial(prefix="organizations/", older_than=later, dry_run=True)) == 1
+    assert partial_uploads() == ["crashed.png"]
+    assert len(store.sweep_partial(prefix="organizations/", older_than=later)) == 1
+    assert partial_uploads() == [] and store.exists("organizations/1/files/1/done.png")
+
+
 @pytest.mark.parametrize("key", ["../x", "/etc/passwd", "a\\b", "a\x00b", "a//b", "%2e%2e/x", "a%2fb"])
 def test_bad_keys_are_rejected_before_any_storage_call(store, key, monkeypatch):
     def explode(*args, **kwargs):

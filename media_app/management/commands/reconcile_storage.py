@@ -6,7 +6,8 @@ from media_app.management.commands._lifecycle import LifecycleCommand
 
 class Command(LifecycleCommand):
     help = ("Compare the objects under organizations/ with the rows: report objects no row keeps (older than "
-            "the grace period; deleted with --fix) and mark active rows whose object is missing.")
+            "the grace period; deleted with --fix), mark active rows whose object is missing, and remove what "
+            "unfinished writes left (temp files, S3 multipart uploads) older than the grace period.")
     job = staticmethod(lifecycle.reconcile_storage)
     unit = "objects"
 
