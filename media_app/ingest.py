@@ -38,9 +38,9 @@ from django.utils import timezone
 from accounts.models import Organization
 from config.errors import Conflict, InvalidPath, NotFound, TooLarge
 from media_app.models import MediaFile, SourceCleanup
-from media_app.services import (
-    EmptyFile, FileOptions, StoreResult, _abandon, _activate_deduplicated, _check_plan_category, _dimensions,
-    _encryption_of, _facts, _hash_object, _pending_create, upload_limit,
+from media_app.storing import (
+    EmptyFile, FileOptions, StoreResult, abandon, activate_deduplicated, measure_dimensions, encryption_of, file_facts,
+    hash_object, pending_create, plan_category_check, upload_limit,
 )
 from storage_app.backends import MediaStore, get_store
 from storage_app.categories import Category, category_check, get_category
@@ -86,7 +86,7 @@ def media_ingest(*, organization: Organization, owner, storage_key: str, relocat
     if earlier is not None:
         return _answer_earlier(earlier, object_key=object_key, relocate=relocate)
     category = get_category(options.category)
-    _check_plan_category(organization, category)
+    plan_category_check(organization, category)
     store = get_store()
     source = _inspect_source(store, object_key, organization=organization, category=category)
     media, earlier = _pending_once(organization=organization, owner=owner, source_key=source_key,
@@ -180,7 +180,7 @@ def _pending_once(*, organization: Organization, owner, source_key: str, object_
                                    object_key=object_key)
         if earlier is not None:
             return None, earlier
-        media = _pending_create(organization=organization, owner=owner, options=options, category=category,
+        media = pending_create(organization=organization, owner=owner, options=options, category=category,
                                 ext=source.sniffed.ext, reserved=source.size)
     return media, None
 
@@ -212,10 +212,10 @@ def _copy_and_activate(store: MediaStore, media: MediaFile, source: _Source, *, 
                        organization: Organization, owner, category: Category) -> IngestResult:
     try:
         facts = _copy(store, source, media.storage_key, organization=organization, category=category)
-        result = _activate_deduplicated(store, media, organization=organization, owner=owner, facts=facts)
+        result = activate_deduplicated(store, media, organization=organization, owner=owner, facts=facts)
         return IngestResult(media=result.media, deduped=result.deduped)
     except BaseException:
-        _abandon(store, media)  # the copy, the row, the reservation; never the source
+        abandon(store, media)  # the copy, the row, the reservation; never the source
         raise
 
 
@@ -231,12 +231,12 @@ def _copy(store: MediaStore, source: _Source, destination: str, *, organization:
     encrypted = store.looks_encrypted(destination)
     size = store.plain_size(destination, encrypted=encrypted)
     _check_copied_size(size, organization=organization, category=category)
-    sha256, head = _hash_object(store, destination, encrypted=encrypted, size=size)
+    sha256, head = hash_object(store, destination, encrypted=encrypted, size=size)
     sniffed = sniff(head[:SNIFF_BYTES])
     category_check(category, sniffed)
-    width, height = _dimensions(head, sniffed, size)
-    encryption, key_id = _encryption_of(store, destination, encrypted)
-    return _facts(size, sha256, sniffed, width, height, encryption, key_id)
+    width, height = measure_dimensions(head, sniffed, size)
+    encryption, key_id = encryption_of(store, destination, encrypted)
+    return file_facts(size, sha256, sniffed, width, height, encryption, key_id)
 
 
 def _copy_encrypting(store: MediaStore, source: _Source, destination: str, *, organization: Organization,
@@ -249,8 +249,8 @@ def _copy_encrypting(store: MediaStore, source: _Source, destination: str, *, or
     except NotFound:
         raise SourceNotFound(param="storage_key") from None
     _check_copied_size(saved.size, organization=organization, category=category)
-    width, height = _dimensions(saved.head, saved.sniffed, saved.size)
-    return _facts(saved.size, saved.sha256, saved.sniffed, width, height, saved.encryption, saved.key_id)
+    width, height = measure_dimensions(saved.head, saved.sniffed, saved.size)
+    return file_facts(saved.size, saved.sha256, saved.sniffed, width, height, saved.encryption, saved.key_id)
 
 
 def _check_copied_size(size: int, *, organization: Organization, category: Category) -> None:

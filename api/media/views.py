@@ -20,16 +20,14 @@ from config.parsers import JSONParser
 from config.errors import NotFound, PermissionDenied
 from api.media import schema
 from api.media import serializers as s
-from media_app.fetch import open_remote
 from media_app.ingest import media_ingest
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
     FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
-    media_store_stream, media_update, media_upload_complete, media_upload_prepare, upload_limit,
+    media_store_data_url, media_store_form, media_store_remote_url, media_update, media_upload_complete, media_upload_prepare,
 )
-from media_app.sources import Base64Reader, parse_data_url
 from storage_app.backends import get_store
 from storage_app.categories import category_check_declared, get_category
 from storage_app.http import ObjectView, serve_object
@@ -87,28 +85,14 @@ class MediaCollectionView(APIView):
         principal = principal_for(request)
         data = validated(s.CreateInput, request.data)
         owner = owner_for(principal, data.get("user_id"))
-        source = data["source"]
+        source, org = data["source"], principal.organization
         if source["type"] == "data_url":
-            return stored_response(request, self._from_data_url(principal, owner, data, source["data_url"]))
-        return stored_response(request, self._from_remote(principal, owner, data, source["url"]))
-
-    def _from_data_url(self, principal: Principal, owner, data: dict, value: str) -> StoreResult:  # noqa: ANN001
-        org = principal.organization
-        limit = upload_limit(organization=org, category=get_category(data.get("category")))
-        parsed = parse_data_url(value, max_bytes=limit)
-        options = file_options(data, source=MediaFile.Source.DATA_URL, declared_mime=parsed.mime)
-        return media_store_stream(organization=org, owner=owner, source=Base64Reader(parsed.payload),
-                                  declared_size=parsed.decoded_size, options=options)
-
-    def _from_remote(self, principal: Principal, owner, data: dict, url: str) -> StoreResult:  # noqa: ANN001
-        org = principal.organization
-        limit = upload_limit(organization=org, category=get_category(data.get("category")))
-        with open_remote(url, max_bytes=limit, timeout=settings.MEDIA_REMOTE_FETCH_TIMEOUT,
-                         allow_networks=settings.MEDIA_REMOTE_FETCH_ALLOW_NETWORKS) as body:
-            name = body.url.rsplit("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            options = file_options(data, source=MediaFile.Source.REMOTE_URL, source_url=url, original_name=name)
-            return media_store_stream(organization=org, owner=owner, source=body,
-                                      declared_size=body.declared_length, options=options)
+            result = media_store_data_url(organization=org, owner=owner, data_url=source["data_url"],
+                                          options=file_options(data))
+        else:
+            result = media_store_remote_url(organization=org, owner=owner, url=source["url"],
+                                            options=file_options(data))
+        return stored_response(request, result)
 
 
 class UploadView(APIView):
@@ -127,14 +111,10 @@ class UploadView(APIView):
         # Streamed: the file part goes to storage as it arrives; fields after it come in late().
         form = open_upload_form(request._request)
         data = validated(s.MultipartUploadInput, form.fields, partial=True)
-        upload = required_file(form, "No file was submitted.")
-        owner = owner_for(principal, data.get("user_id"))
-        name = upload.name or "file"
-        limit = upload_limit(organization=org, category=get_category(data.get("category")))
-        result = media_store_stream(organization=org, owner=owner, source=upload,
-                                    options=file_options(data, original_name=name),
-                                    declared_size=min(form.bound, limit),  # no more than the rest of the body
-                                    late=lambda: late_fields(principal, form, name))
+        name = required_file(form, "No file was submitted.").name or "file"
+        result = media_store_form(organization=org, owner=owner_for(principal, data.get("user_id")), form=form,
+                                  options=file_options(data, original_name=name),
+                                  late=lambda fields: late_fields(principal, fields, name))
         return stored_response(request, result)
 
     def _presigned(self, request: Request, principal: Principal) -> Response:
@@ -157,12 +137,9 @@ def required_file(form: UploadForm, message: str):  # noqa: ANN201 - a readable 
     return form.file
 
 
-def late_fields(principal: Principal, form: UploadForm, name: str) -> LateFields | None:
+def late_fields(principal: Principal, fields: dict, name: str) -> LateFields:
     """Fields sent after the file (seed 004's `-F file=@x.png -F user_id=...`), all of them re-validated."""
-    everything = form.finish()
-    if not form.late_fields:
-        return None
-    data = validated(s.MultipartUploadInput, everything, partial=True)
+    data = validated(s.MultipartUploadInput, fields, partial=True)
     return LateFields(owner=owner_for(principal, data.get("user_id")), options=file_options(data, original_name=name))
 
 

@@ -17,7 +17,7 @@ from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
 from media_app.services import (
-    FileOptions, LateFields, check_declared_size, media_delete, media_store_stream, upload_limit,
+    FileOptions, LateFields, check_declared_size, media_delete, media_store_form,
 )
 from api.storage import schema
 from api.storage import serializers as s
@@ -101,19 +101,12 @@ class UploadView(APIView):
             raise ValidationError({"file": [ErrorDetail("A 'file' field is required.", code="required")]})
         name = form.file.name or "file"
 
-        def late() -> LateFields | None:
-            everything = form.finish()
-            if not form.late_fields:
-                return None
-            category = validated(s.UploadSerializer, everything, partial=True).get("category")
+        def late(fields: dict) -> LateFields:
+            category = validated(s.UploadSerializer, fields, partial=True).get("category")
             return LateFields(owner=principal.user, options=FileOptions(original_name=name, category=category))
 
-        category = data.get("category")
-        result = media_store_stream(
-            organization=org, owner=principal.user, source=form.file,
-            declared_size=min(form.bound, upload_limit(organization=org, category=get_category(category))),
-            options=FileOptions(original_name=name, category=category), late=late,
-        )
+        result = media_store_form(organization=org, owner=principal.user, form=form, late=late,
+                                  options=FileOptions(original_name=name, category=data.get("category")))
         return Response(s.StoredFileSerializer(result.media).data, status=201)
 
 

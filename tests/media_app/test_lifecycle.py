@@ -264,7 +264,7 @@ def test_an_original_purged_between_finding_it_and_aliasing_it_is_not_aliased(al
     original = stored(alice, data)
     newcomer = prepared(alice, len(data))
     uploaded(newcomer, data)
-    real_find = services._find_duplicate
+    real_find = services.find_duplicate
 
     def find_then_lose_the_race(**kwargs):  # noqa: ANN003, ANN202
         found = real_find(**kwargs)
@@ -272,7 +272,7 @@ def test_an_original_purged_between_finding_it_and_aliasing_it_is_not_aliased(al
         lifecycle.purge_media()  # ...and the purge runs, before the completion commits
         return found
 
-    monkeypatch.setattr(services, "_find_duplicate", find_then_lose_the_race)
+    monkeypatch.setattr(services, "find_duplicate", find_then_lose_the_race)
     completed(alice, newcomer)
     assert_storage_matches_live_rows()
 
