@@ -158,7 +158,12 @@ MEDIA_S3_PRESIGN_TTL = env.duration("MEDIA_S3_PRESIGN_TTL", "168h")
 # The S3 endpoint as clients reach it, for presigned URLs; defaults to MEDIA_S3_ENDPOINT.
 MEDIA_S3_PRESIGN_ENDPOINT = env.str("MEDIA_S3_PRESIGN_ENDPOINT").rstrip("/")
 MEDIA_LOCAL_STORAGE_PATH = Path(env.str("MEDIA_LOCAL_STORAGE_PATH", str(VAR_DIR / "media"))).resolve()
-MEDIA_LOCAL_STORAGE_BASE_URL = env.str("MEDIA_LOCAL_STORAGE_BASE_URL", "http://127.0.0.1:8000/files").rstrip("/")
+# By default the address `serve` (make run) listens on, so a changed MEDIASTORE_BIND keeps signed URLs working
+# (a wildcard address is reached as 127.0.0.1; behind a proxy or in Compose, set the public URL).
+_BIND_HOST, _, _BIND_PORT = env.str("MEDIASTORE_BIND", "127.0.0.1:8000").rpartition(":")
+_BIND_HOST = "127.0.0.1" if _BIND_HOST in ("", "0.0.0.0", "[::]") else _BIND_HOST
+MEDIA_LOCAL_STORAGE_BASE_URL = env.str(
+    "MEDIA_LOCAL_STORAGE_BASE_URL", f"http://{_BIND_HOST}:{_BIND_PORT or 8000}/files").rstrip("/")
 MEDIA_PROXY_DOWNLOAD = env.bool("MEDIA_PROXY_DOWNLOAD", False)
 # Behind nginx: an internal location that serves MEDIA_LOCAL_STORAGE_PATH (README, Performance).
 MEDIA_ACCEL_REDIRECT_PREFIX = env.str("MEDIA_ACCEL_REDIRECT_PREFIX")
