@@ -270,6 +270,7 @@ def test_ranges_through_the_signed_url(client, signed):
 def test_an_unreachable_s3_is_storage_unavailable(settings):
     from tests.conftest import s3_storage_settings
 
+    settings.MEDIA_STORAGE_BACKEND = "s3"
     settings.STORAGES = {**settings.STORAGES, "media": s3_storage_settings("http://127.0.0.1:9", "nowhere")}
     store = get_store()
     with pytest.raises(StorageUnavailable):
@@ -281,6 +282,7 @@ def test_an_unreachable_s3_is_storage_unavailable(settings):
 def test_signed_urls_answer_503_when_storage_is_down(client, settings):
     from tests.conftest import s3_storage_settings
 
+    settings.MEDIA_STORAGE_BACKEND = "s3"
     settings.STORAGES = {**settings.STORAGES, "media": s3_storage_settings("http://127.0.0.1:9", "nowhere")}
     url = signing.signed_url(signing.make_grant("get", "compute/x.png", 60))
     response = client.get(url.removeprefix("http://testserver"))
