@@ -16,6 +16,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 class Env:
@@ -82,14 +83,19 @@ class Env:
             )
         return seconds
 
-    def choice(self, name: str, choices: Sequence[str], default: str, aliases: Sequence[str] = ()) -> str:
+    def choice(self, name: str, choices: Sequence[str], default: str, aliases: Sequence[str] = (),
+               *, or_dotted_path: bool = False) -> str:
+        """One of `choices` (any case); with `or_dotted_path`, also a dotted path such as `pkg.module.Class`."""
         found = self.raw(name, aliases)
         if not found:
             return default
         key, value = found
-        if value.lower() not in choices:
-            raise ImproperlyConfigured(f"{key}={value!r} is not one of: {', '.join(choices)}.")
-        return value.lower()
+        if value.lower() in choices:
+            return value.lower()
+        if or_dotted_path and _DOTTED_PATH.fullmatch(value):
+            return value
+        also = " or a dotted path (package.module.Class)" if or_dotted_path else ""
+        raise ImproperlyConfigured(f"{key}={value!r} is not one of: {', '.join(choices)}{also}.")
 
     def list(self, name: str, default: Sequence[str] = (), aliases: Sequence[str] = ()) -> list[str]:
         found = self.raw(name, aliases)

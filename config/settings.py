@@ -146,7 +146,9 @@ except OSError:  # a read-only var/: WhiteNoise warns, and serves from the apps 
 
 # --- Media storage ---------------------------------------------------------------------
 _r2_configured = bool(env.str("R2_ENDPOINT_URL") and env.str("R2_ACCESS_KEY_ID"))
-MEDIA_STORAGE_BACKEND = env.choice("MEDIA_STORAGE_BACKEND", ("local", "s3"), "s3" if _r2_configured else "local")
+# local, s3, or the dotted path of a MediaStore subclass (storage_app/backends/__init__.py).
+MEDIA_STORAGE_BACKEND = env.choice("MEDIA_STORAGE_BACKEND", ("local", "s3"), "s3" if _r2_configured else "local",
+                                   or_dotted_path=True)
 MEDIA_S3_BUCKET = env.str("MEDIA_S3_BUCKET", aliases=("R2_BUCKET_NAME", "R2_BUCKET"))
 MEDIA_S3_REGION = env.str("MEDIA_S3_REGION", "us-east-1", aliases=("R2_REGION",))
 MEDIA_S3_ENDPOINT = env.str("MEDIA_S3_ENDPOINT", aliases=("R2_ENDPOINT_URL",))
@@ -186,7 +188,8 @@ if MEDIA_ENCRYPTION == "sse" and MEDIA_STORAGE_BACKEND != "s3":
 
 
 def _media_storage() -> dict:
-    if MEDIA_STORAGE_BACKEND == "local":
+    """Django's storage for the backend; a backend named by dotted path gets the local one (to use or ignore)."""
+    if MEDIA_STORAGE_BACKEND != "s3":
         return {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": str(MEDIA_LOCAL_STORAGE_PATH), "base_url": MEDIA_LOCAL_STORAGE_BASE_URL + "/"},

@@ -24,9 +24,10 @@ class MediaLinks:
 
     def content_url(self, media: MediaFile) -> str:
         """The stable address: the CDN for public files where it can serve them, else the API."""
-        if (media.visibility == MediaFile.Visibility.PUBLIC and media.encryption != MediaFile.Encryption.APP
-                and hasattr(self.store, "public_url") and settings.MEDIA_S3_PUBLIC_ENDPOINT):
-            return self.store.public_url(media.object_key)
+        if media.visibility == MediaFile.Visibility.PUBLIC and media.encryption != MediaFile.Encryption.APP:
+            public = self.store.public_url(media.object_key)  # None where the backend has no public endpoint
+            if public is not None:
+                return public
         return self.absolute(f"/v1/media/{media.pk}/content")
 
     def download(self, media: MediaFile, ttl: int | None = None, *,

@@ -10,7 +10,10 @@ class StorageAppConfig(AppConfig):
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 
+        from storage_app.backends import backend_class
         from storage_app.crypto import Keyring
+
+        backend_class(settings.MEDIA_STORAGE_BACKEND)  # a backend that cannot be loaded stops start-up
 
         if settings.MEDIA_MASTER_KEYS:  # a bad key stops start-up, naming the variable
             try:

@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -14,7 +15,8 @@ from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import quote_etag
 
-from storage_app.backends import READ_BLOCK, LocalStore, MediaStore, content_disposition
+from config.errors import NotFound
+from storage_app.backends import READ_BLOCK, MediaStore, content_disposition
 from storage_app.keys import validate_key
 from storage_app.sniff import is_inline_safe
 
@@ -88,10 +90,12 @@ def serve_object(request: HttpRequest, store: MediaStore, obj: ObjectView, *, he
     return response
 
 
-def _plain_local(store: MediaStore, obj: ObjectView) -> bool:
-    if not isinstance(store, LocalStore):
-        return False
-    return not (obj.encrypted if obj.encrypted is not None else store.looks_encrypted(obj.key))
+def _plain_local(store: MediaStore, obj: ObjectView) -> Path | None:
+    """The file holding `obj`'s bytes as they are served: local and not encrypted; else None."""
+    path = store.local_path(obj.key)
+    if path is None or (obj.encrypted if obj.encrypted is not None else store.looks_encrypted(obj.key)):
+        return None
+    return path
 
 
 def _file_response(store: MediaStore, obj: ObjectView, start: int, end: int, status: int) -> FileResponse | None:
@@ -102,9 +106,14 @@ def _file_response(store: MediaStore, obj: ObjectView, start: int, end: int, sta
     passing through Python. Servers without sendfile read it in `block_size` pieces (1 MiB,
     not Django's 4 KiB). Anything else (encrypted, S3) streams through `open_range`.
     """
-    if not _plain_local(store, obj):
+    path = _plain_local(store, obj)
+    if path is None:
         return None
-    response = FileResponse(RangeFile(store.open_file(obj.key), start, end - start + 1), status=status)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound("The object does not exist.") from None
+    response = FileResponse(RangeFile(handle, start, end - start + 1), status=status)
     response.block_size = READ_BLOCK
     return response
 
@@ -112,7 +121,7 @@ def _file_response(store: MediaStore, obj: ObjectView, start: int, end: int, sta
 def _accel_redirect(store: MediaStore, obj: ObjectView) -> HttpResponse | None:
     """Behind nginx, with `MEDIA_ACCEL_REDIRECT_PREFIX` set: let nginx serve the file (README, Performance)."""
     prefix = getattr(settings, "MEDIA_ACCEL_REDIRECT_PREFIX", "")
-    if not prefix or not _plain_local(store, obj):
+    if not prefix or _plain_local(store, obj) is None:
         return None
     response = HttpResponse()
     response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(validate_key(obj.key))

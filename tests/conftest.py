@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated storage on both backends, a real moto S3 server, the cast.
+"""Shared fixtures: isolated storage on every backend, a real moto S3 server, the cast.
 
 The cast (healthchecks-style): alice owns `acme`, bob is a member of `acme`, carol is an
 admin of `acme`, charlie owns `globex`; `acme_service` is a service key of acme, `globex_service`
@@ -105,6 +105,16 @@ def use_local(settings, tmp_path) -> None:
     }}
 
 
+MEMORY_BACKEND = "tests.storage_app.memory_store.MemoryStore"
+
+
+def use_memory(settings, tmp_path) -> None:
+    """The in-memory backend, chosen by dotted path as a third backend would be. A fresh `STORAGES`
+    (unused by it) gives every test a fresh store."""
+    use_local(settings, tmp_path)
+    settings.MEDIA_STORAGE_BACKEND = MEMORY_BACKEND
+
+
 def use_s3(settings, endpoint: str) -> str:
     bucket = make_bucket(endpoint)
     settings.MEDIA_STORAGE_BACKEND = "s3"
@@ -131,15 +141,20 @@ def isolated_storage(request, settings, tmp_path):
     settings.MEDIA_LOCAL_STORAGE_BASE_URL = "http://testserver/files"
     if TEST_BACKEND == "s3":
         use_s3(settings, request.getfixturevalue("moto_endpoint"))
+    elif TEST_BACKEND == "memory":
+        use_memory(settings, tmp_path)
     else:
         use_local(settings, tmp_path)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "memory"])
 def backend(request, settings, tmp_path) -> str:
-    """Runs a test once per backend."""
+    """Runs a test once per backend: the two shipped ones and the in-memory one of the tests, which
+    proves the interface is all a backend needs (tests/storage_app/memory_store.py)."""
     if request.param == "s3":
         use_s3(settings, request.getfixturevalue("moto_endpoint"))
+    elif request.param == "memory":
+        use_memory(settings, tmp_path)
     else:
         use_local(settings, tmp_path)
     return request.param

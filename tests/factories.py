@@ -32,11 +32,16 @@ def upload(name: str, data: bytes, content_type: str = "application/octet-stream
 
 
 def leave_partial_upload(key: str) -> str:
-    """What a worker killed mid-write leaves: a local temp file, or an S3 multipart upload
-    with a part stored and never completed."""
+    """What a worker killed mid-write leaves: a local temp file, an S3 multipart upload
+    with a part stored and never completed, or the memory backend's unfinished write."""
+    from datetime import datetime, timezone
+
     from storage_app.backends import get_store
 
     store = get_store()
+    if store.name == "memory":
+        store.leave_partial(key, begun=datetime.now(timezone.utc))
+        return key
     if store.name == "local":
         tmp_dir = store.root / ".tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +56,8 @@ def partial_uploads() -> list[str]:
     from storage_app.backends import get_store
 
     store = get_store()
+    if store.name == "memory":
+        return sorted(key.rsplit("/", 1)[-1] for key in store.partial_keys())
     if store.name == "local":
         return sorted(path.name.removesuffix(".part") for path in (store.root / ".tmp").glob("*.part"))
     uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])

@@ -30,7 +30,7 @@ DEFAULT_PRESIGN_SECONDS = 3600
 
 
 def _bucket_name() -> str:
-    return settings.MEDIA_S3_BUCKET if get_store().name == "s3" else "local"
+    return get_store().bucket_name
 
 
 class BucketListView(APIView):

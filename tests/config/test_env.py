@@ -53,6 +53,8 @@ def _start(**overrides) -> subprocess.CompletedProcess:
     ("MEDIA_MAX_BYTES", "abc"),
     ("MEDIA_S3_PRESIGN_TTL", "forever"),
     ("MEDIA_STORAGE_BACKEND", "ftp"),
+    ("MEDIA_STORAGE_BACKEND", "storage_app.backends.nowhere.Store"),  # a dotted path that cannot be imported
+    ("MEDIA_STORAGE_BACKEND", "storage_app.keys.validate_key"),  # one that is not a MediaStore
     ("MEDIA_REMOTE_FETCH_TIMEOUT", "soon"),
     ("MEDIA_ENCRYPTION", "rot13"),
     ("MEDIA_S3_USE_PATH_STYLE", "perhaps"),
@@ -62,6 +64,12 @@ def test_start_up_fails_naming_the_variable(variable, value):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert variable in result.stderr
+
+
+def test_a_dotted_path_selects_a_third_backend():
+    result = _start(MEDIA_STORAGE_BACKEND="tests.storage_app.memory_store.MemoryStore")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "tests.storage_app.memory_store.MemoryStore"
 
 
 def test_s3_without_a_bucket_fails_naming_the_bucket_variable():

@@ -19,6 +19,7 @@ def test_readyz_checks_database_and_storage_on_both_backends(client, backend):
 def test_readyz_names_storage_when_s3_is_unreachable(client, settings):
     from tests.conftest import s3_storage_settings
 
+    settings.MEDIA_STORAGE_BACKEND = "s3"
     settings.STORAGES = {**settings.STORAGES, "media": s3_storage_settings("http://127.0.0.1:9", "nowhere")}
     response = client.get("/readyz")
     assert response.status_code == 503

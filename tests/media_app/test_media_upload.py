@@ -208,7 +208,7 @@ def test_more_bytes_than_reserved_is_413_at_completion(alice, store_keys):
 
 
 def test_the_local_signed_put_refuses_more_than_reserved(alice, client, backend):
-    if backend != "local":
+    if backend == "s3":  # the other backends hand out app-signed URLs
         pytest.skip("S3 enforces this with the signed Content-Length; moto does not check it")
     prepared = alice.client.post("/v1/media/prepare-upload", {"content_type": "image/png", "bytes": 50},
                                  format="json").json()

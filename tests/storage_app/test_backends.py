@@ -270,6 +270,7 @@ def test_ranges_through_the_signed_url(client, signed):
 def test_an_unreachable_s3_is_storage_unavailable(settings):
     from tests.conftest import s3_storage_settings
 
+    settings.MEDIA_STORAGE_BACKEND = "s3"
     settings.STORAGES = {**settings.STORAGES, "media": s3_storage_settings("http://127.0.0.1:9", "nowhere")}
     store = get_store()
     with pytest.raises(StorageUnavailable):
@@ -281,6 +282,7 @@ def test_an_unreachable_s3_is_storage_unavailable(settings):
 def test_signed_urls_answer_503_when_storage_is_down(client, settings):
     from tests.conftest import s3_storage_settings
 
+    settings.MEDIA_STORAGE_BACKEND = "s3"
     settings.STORAGES = {**settings.STORAGES, "media": s3_storage_settings("http://127.0.0.1:9", "nowhere")}
     url = signing.signed_url(signing.make_grant("get", "compute/x.png", 60))
     response = client.get(url.removeprefix("http://testserver"))
@@ -329,3 +331,23 @@ def test_sse_copies_stay_encrypted(settings, moto_endpoint):
     store.copy("compute/1/a.png", "organizations/1/files/1/a.png")
     head = store.client.head_object(Bucket=store.bucket, Key="organizations/1/files/1/a.png")
     assert head["ServerSideEncryption"] == "AES256"
+
+
+# -- choosing a backend ---------------------------------------------------------------------
+def test_the_backend_is_the_class_media_storage_backend_names(settings, backend):
+    from tests.storage_app.memory_store import MemoryStore
+
+    settings.MEDIA_STORAGE_BACKEND = "tests.storage_app.memory_store.MemoryStore"
+    store = get_store()
+    assert isinstance(store, MemoryStore) and store.name == "memory" and store.bucket_name == "memory"
+
+
+def test_callers_learn_no_backend_specifics_beyond_the_interface(store):
+    saved = store.save_stream("compute/1/gen/a.png", io.BytesIO(payload(10)), max_bytes=1000)
+    stat = store.stat(saved.key)
+    assert stat.size == saved.size and isinstance(stat.etag, str)
+    assert store.public_url(saved.key) is None  # no MEDIA_S3_PUBLIC_ENDPOINT: no backend has one
+    path = store.local_path(saved.key)
+    assert path is None or path.read_bytes() == store.read_bytes(saved.key)
+    with pytest.raises(NotFound):
+        store.stat("compute/1/gen/missing.png")

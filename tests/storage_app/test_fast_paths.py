@@ -13,7 +13,8 @@ from botocore.config import Config
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from storage_app.backends import QueryPresigner, content_disposition
+from storage_app.backends import content_disposition
+from storage_app.backends.presign import QueryPresigner
 from tests.factories import unique_png
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
