@@ -24,9 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import collections
 import html
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -225,100 +223,6 @@ class MultipartReader:
             self._pos = len(self._buf)
 
 
-class PushMultipartReader:
-    """The same pull interface as `MultipartReader`, on `multipart.PushMultipartParser`.
-
-    Each piece of the body read from `source` is fed to the push parser at once and its events
-    kept in order: at most one piece's worth of part bodies is held (the parser's own buffer
-    keeps only a delimiter's length or a partial header line besides).
-    """
-
-    def __init__(self, source, boundary: bytes, length: int | None) -> None:  # noqa: ANN001 - a readable
-        import multipart  # only this experiment needs the package (PYTHONPATH, not requirements.txt)
-
-        self._source = source
-        self._parser = multipart.PushMultipartParser(boundary, max_header_size=MAX_PART_HEADER_BYTES,
-                                                     max_header_count=16)
-        self._events: collections.deque = collections.deque()
-        self._held = 0  # bytes of part bodies in self._events
-        self._piece = memoryview(b"")  # what is left of the body chunk being read
-        self._length = length
-        self._received = 0
-        self._in_body = False
-        self._done = False
-
-    @property
-    def unread(self) -> int:
-        """An upper bound for the rest of the current part (unbounded for a chunked body)."""
-        if self._length is None:
-            return sys.maxsize
-        buffered = len(self._parser._buffer)  # noqa: SLF001 - the unparsed tail (a delimiter's length at most in a body)
-        return max(self._length - self._received, 0) + self._held + len(self._piece) + buffered
-
-    def _feed(self) -> None:
-        """Read the next piece of the body and queue the events it completes."""
-        try:
-            data = self._source.read(READ_BLOCK)
-        except OSError as exc:  # a client that went away mid-body; not a storage failure
-            if isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError):
-                raise RequestTimeout() from exc
-            raise UploadInterrupted() from exc
-        self._received += len(data)
-        if not data and self._in_body:
-            raise UploadInterrupted("The multipart body ends before its closing boundary.")
-        try:
-            for event in self._parser.parse(data):
-                self._held += len(event) if isinstance(event, bytearray) else 0
-                self._events.append(event)
-        except ValueError as exc:  # multipart.MultipartError
-            raise MalformedMultipart(f"The multipart body is malformed: {exc}.") from None
-
-    def _event(self):  # noqa: ANN202 - a segment, a body chunk or None (end of a part's body)
-        while not self._events:
-            if self._parser.closed:
-                return _CLOSED
-            self._feed()
-        event = self._events.popleft()
-        if isinstance(event, bytearray):
-            self._held -= len(event)
-        return event
-
-    def read(self, n: int = -1) -> memoryview | bytes:
-        """Up to `n` bytes of the current part's body (at least one unless it has ended)."""
-        if not self._in_body:
-            return b""
-        n = n if n and n > 0 else READ_BLOCK
-        while not self._piece:
-            event = self._event()
-            if event is None:
-                self._in_body = False
-                return b""
-            self._piece = memoryview(event)
-        out, self._piece = self._piece[:n], self._piece[n:]
-        return out
-
-    def next_part(self) -> Part | None:
-        """The headers of the next part; None after the closing boundary (the body read to its end)."""
-        if self._done:
-            return None
-        self._piece = memoryview(b"")
-        while self._in_body:
-            self._in_body = self._event() is not None
-        event = self._event()
-        if event is _CLOSED:
-            self._done = True
-            return None
-        self._in_body = True
-        return _part_of_headers(event.headerlist)
-
-
-_CLOSED = object()
-
-
-def _part_of_headers(headers: list[tuple[str, str]]) -> Part:
-    return _part_of(b"\r\n".join(f"{k}: {v}".encode() for k, v in headers))
-
-
 def _part_of(block: bytes) -> Part:
     name, filename, content_type, encoding = None, None, "", ""
     for line in block.split(b"\r\n"):
@@ -459,8 +363,7 @@ def open_upload_form(request: HttpRequest, *, file_field: str = "file", source: 
     boundary = (params.get("boundary") or "").encode("latin-1", "replace")
     if not 1 <= len(boundary) <= 200 or not set(boundary) <= _BOUNDARY_CHARS:
         raise MalformedMultipart("The multipart boundary is missing or invalid.")
-    impl = PushMultipartReader if os.environ.get("MEDIASTORE_MULTIPART") == "push" else MultipartReader
-    reader = impl(source or request_body(request), boundary, declared_body_size(request))
+    reader = MultipartReader(source or request_body(request), boundary, declared_body_size(request))
     budget = _FieldBudget(request.encoding or settings.DEFAULT_CHARSET)
     fields: dict[str, str] = {}
     while (part := reader.next_part()) is not None:
