@@ -42,6 +42,9 @@ from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
 
 logger = logging.getLogger("mediastore.media")
 
+MIB = 1024 * 1024
+MULTIPART_SLACK = 64 * 1024  # the closing boundary and late fields around a file part
+
 
 class UploadIncomplete(Conflict):
     code = "upload_incomplete"
@@ -99,14 +102,38 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
     return (now or timezone.now()) + timedelta(days=days)
 
 
-def check_declared_size(*, organization: Organization, category: Category, declared: int | None) -> int:
-    """Refuse before reading a body that is already known to be too big; the limit otherwise."""
+def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
+                        param: str = "file") -> int:
+    """Refuse before reading a body that is already known to be too big; the limit otherwise.
+
+    `param` names the field the size came from (`bytes` for a prepared upload).
+    """
     limit = upload_limit(organization=organization, category=category)
     if declared is not None and declared > limit:
-        raise TooLarge(f"File size {declared} exceeds the maximum of {limit} bytes.", param="file")
+        what = f"{param}={declared}" if param != "file" else f"File size {declared}"
+        raise TooLarge(f"{what} exceeds the maximum of {limit} bytes ({size_label(limit)}) for one file.",
+                       param=param)
     if declared is not None and declared > quota_available(organization=organization):
-        raise QuotaExceeded(param="file")
+        raise QuotaExceeded(param=param)
     return limit
+
+
+def check_file_part(*, organization: Organization, category: Category, name: str, bound: int) -> None:
+    """Refuse a multipart file already known to be too big before reading it, naming the file.
+
+    `bound` is what is left of the body from the file's first byte: the file plus the closing
+    boundary and any fields after it, which MULTIPART_SLACK allows for. A file closer to the
+    limit is measured exactly as it is stored.
+    """
+    limit = upload_limit(organization=organization, category=category)
+    if bound > limit + MULTIPART_SLACK:
+        raise TooLarge(f"The file {name!r} has about {bound} bytes ({size_label(bound)}), more than the maximum "
+                       f"of {limit} bytes ({size_label(limit)}) for one file.", param="file")
+
+
+def size_label(size: int) -> str:
+    """20971520 -> '20 MiB', for messages a person reads beside the exact byte count."""
+    return f"{size / MIB:.1f}".removesuffix(".0") + " MiB"
 
 
 def _check_plan_category(organization: Organization, category: Category) -> None:
@@ -343,7 +370,7 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
     content_type = options.declared_mime or "application/octet-stream"
     category = get_category(options.category)
     _check_plan_category(organization, category)
-    limit = check_declared_size(organization=organization, category=category, declared=declared_size)
+    limit = check_declared_size(organization=organization, category=category, declared=declared_size, param="bytes")
     reserved = declared_size if declared_size is not None else limit
     ext = (mimetypes.guess_extension(content_type) or "").lstrip(".") or None
     media = _pending_create(organization=organization, owner=owner, options=options, category=category,

@@ -15,7 +15,7 @@ from accounts.permissions import ServiceKeyOnly
 from accounts.principal import Principal, principal_for
 from accounts.throttles import ConcurrentUploads
 from accounts.services import user_get_in_organization
-from config.api import validated
+from config.api import refuse_unknown, validated
 from config.parsers import JSONParser
 from config.errors import NotFound, PermissionDenied
 from api.media import schema
@@ -26,14 +26,14 @@ from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
-    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
+    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_file_part, media_delete,
     media_store_stream, media_update, media_upload_complete, media_upload_prepare, upload_limit,
 )
 from media_app.sources import Base64Reader, parse_data_url
 from storage_app.backends import get_store
 from storage_app.categories import category_check_declared, get_category
 from storage_app.http import ObjectView, serve_object
-from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
+from storage_app.uploads import UploadForm, open_upload_form
 
 LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
 
@@ -123,13 +123,14 @@ class UploadView(APIView):
         if request.content_type.startswith("application/json"):
             return self._presigned(request, principal)
         org = principal.organization
-        check_declared_size(organization=org, category=get_category(None), declared=declared_body_size(request))
         # Streamed: the file part goes to storage as it arrives; fields after it come in late().
         form = open_upload_form(request._request)
         data = validated(s.MultipartUploadInput, form.fields, partial=True)
         upload = required_file(form, "No file was submitted.")
-        owner = owner_for(principal, data.get("user_id"))
         name = upload.name or "file"
+        # Refused before a byte of the file is read when it is already known to be too big.
+        check_file_part(organization=org, category=get_category(data.get("category")), name=name, bound=form.bound)
+        owner = owner_for(principal, data.get("user_id"))
         limit = upload_limit(organization=org, category=get_category(data.get("category")))
         result = media_store_stream(organization=org, owner=owner, source=upload,
                                     options=file_options(data, original_name=name),
@@ -206,6 +207,7 @@ class MediaDetailView(APIView):
 
     @schema.media_retrieve
     def get(self, request: Request, media_id: str) -> Response:
+        refuse_unknown(request.query_params.keys(), ())
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
         return Response(_output(request).media(media))
 
