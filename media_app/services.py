@@ -118,6 +118,12 @@ def check_declared_size(*, organization: Organization, category: Category, decla
     return limit
 
 
+def check_body_quota(*, organization: Organization, declared: int | None) -> None:
+    """A body declared larger than what the quota has left is refused unread (its file cannot fit)."""
+    if declared is not None and declared > quota_available(organization=organization):
+        raise QuotaExceeded(param="file")
+
+
 def check_file_part(*, organization: Organization, category: Category, name: str, bound: int) -> None:
     """Refuse a multipart file already known to be too big before reading it, naming the file.
 

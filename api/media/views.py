@@ -26,14 +26,14 @@ from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
-    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_file_part, media_delete,
+    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_body_quota, check_file_part, media_delete,
     media_store_stream, media_update, media_upload_complete, media_upload_prepare, upload_limit,
 )
 from media_app.sources import Base64Reader, parse_data_url
 from storage_app.backends import get_store
 from storage_app.categories import category_check_declared, get_category
 from storage_app.http import ObjectView, serve_object
-from storage_app.uploads import UploadForm, open_upload_form
+from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
 LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
 
@@ -123,6 +123,7 @@ class UploadView(APIView):
         if request.content_type.startswith("application/json"):
             return self._presigned(request, principal)
         org = principal.organization
+        check_body_quota(organization=org, declared=declared_body_size(request))
         # Streamed: the file part goes to storage as it arrives; fields after it come in late().
         form = open_upload_form(request._request)
         data = validated(s.MultipartUploadInput, form.fields, partial=True)

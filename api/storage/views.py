@@ -17,14 +17,14 @@ from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
 from media_app.services import (
-    FileOptions, LateFields, check_file_part, media_delete, media_store_stream, upload_limit,
+    FileOptions, LateFields, check_body_quota, check_file_part, media_delete, media_store_stream, upload_limit,
 )
 from api.storage import schema
 from api.storage import serializers as s
 from storage_app.backends import get_store
 from storage_app.categories import get_category
 from storage_app.keys import user_prefix, validate_key
-from storage_app.uploads import open_upload_form
+from storage_app.uploads import declared_body_size, open_upload_form
 
 DEFAULT_PRESIGN_SECONDS = 3600
 
@@ -93,6 +93,7 @@ class UploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         org = principal.organization
+        check_body_quota(organization=org, declared=declared_body_size(request))
         # Streamed: the file part goes to storage as it arrives; a category after it comes in late().
         form = open_upload_form(request._request)
         data = validated(s.UploadSerializer, form.fields, partial=True)
