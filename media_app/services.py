@@ -124,15 +124,15 @@ def check_body_quota(*, organization: Organization, declared: int | None) -> Non
         raise QuotaExceeded(param="file")
 
 
-def check_file_part(*, organization: Organization, category: Category, name: str, bound: int) -> None:
+def check_file_part(*, organization: Organization, category: Category, name: str, bound: int | None) -> None:
     """Refuse a multipart file already known to be too big before reading it, naming the file.
 
     `bound` is what is left of the body from the file's first byte: the file plus the closing
-    boundary and any fields after it, which MULTIPART_SLACK allows for. A file closer to the
-    limit is measured exactly as it is stored.
+    boundary and any fields after it, which MULTIPART_SLACK allows for; None when the body's
+    length is not declared (chunked). A file closer to the limit is measured as it is stored.
     """
     limit = upload_limit(organization=organization, category=category)
-    if bound > limit + MULTIPART_SLACK:
+    if bound is not None and bound > limit + MULTIPART_SLACK:
         raise TooLarge(f"The file {name!r} has about {bound} bytes ({size_label(bound)}), more than the maximum "
                        f"of {limit} bytes ({size_label(limit)}) for one file.", param="file")
 

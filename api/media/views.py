@@ -123,14 +123,16 @@ class UploadView(APIView):
         if request.content_type.startswith("application/json"):
             return self._presigned(request, principal)
         org = principal.organization
-        check_body_quota(organization=org, declared=declared_body_size(request))
+        declared = declared_body_size(request)
+        check_body_quota(organization=org, declared=declared)
         # Streamed: the file part goes to storage as it arrives; fields after it come in late().
         form = open_upload_form(request._request)
         data = validated(s.MultipartUploadInput, form.fields, partial=True)
         upload = required_file(form, "No file was submitted.")
         name = upload.name or "file"
         # Refused before a byte of the file is read when it is already known to be too big.
-        check_file_part(organization=org, category=get_category(data.get("category")), name=name, bound=form.bound)
+        check_file_part(organization=org, category=get_category(data.get("category")), name=name,
+                        bound=form.bound if declared is not None else None)
         owner = owner_for(principal, data.get("user_id"))
         limit = upload_limit(organization=org, category=get_category(data.get("category")))
         result = media_store_stream(organization=org, owner=owner, source=upload,

@@ -93,7 +93,8 @@ class UploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         org = principal.organization
-        check_body_quota(organization=org, declared=declared_body_size(request))
+        declared = declared_body_size(request)
+        check_body_quota(organization=org, declared=declared)
         # Streamed: the file part goes to storage as it arrives; a category after it comes in late().
         form = open_upload_form(request._request)
         data = validated(s.UploadSerializer, form.fields, partial=True)
@@ -101,7 +102,8 @@ class UploadView(APIView):
             raise ValidationError({"file": [ErrorDetail("A 'file' field is required.", code="required")]})
         name = form.file.name or "file"
         # Refused before a byte of the file is read when it is already known to be too big.
-        check_file_part(organization=org, category=get_category(data.get("category")), name=name, bound=form.bound)
+        check_file_part(organization=org, category=get_category(data.get("category")), name=name,
+                        bound=form.bound if declared is not None else None)
 
         def late() -> LateFields | None:
             everything = form.finish()
