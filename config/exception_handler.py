@@ -63,8 +63,24 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         response.status_code = 401
         response["WWW-Authenticate"] = 'Bearer realm="api"'
     detail = exc.detail if isinstance(exc, drf_exceptions.APIException) else str(exc)
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        detail = _unsupported_media_type(exc, context)
     response.data = envelope(str(detail), code=code, type=type_)
     return response
+
+
+def _unsupported_media_type(exc: drf_exceptions.UnsupportedMediaType, context: dict) -> str:
+    """Name what the route takes: `curl -d` without `-H 'Content-Type: application/json'` sends a form."""
+    view = context.get("view")
+    accepted = [parser.media_type for parser in view.get_parsers()] if view is not None else []
+    sent = context["request"].content_type if context.get("request") is not None else ""
+    message = f"Unsupported Content-Type {sent or '(none)'!r}."
+    if accepted:
+        message += f" This route accepts {', '.join(accepted)}"
+        if accepted == ["application/json"]:
+            message += " (curl: -H 'Content-Type: application/json')"
+        message += "."
+    return message
 
 
 def handler404(request, exception=None):  # noqa: ANN001 - Django's handler signature

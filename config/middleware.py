@@ -1,4 +1,4 @@
-"""Request ids, primary pinning for the replica router, upload slots, and the API error envelope."""
+"""Request ids, primary pinning, upload slots, the API error envelope, and slashes for web pages."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +9,7 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 
 from config import concurrency, db_router
 from config.errors import TooManyConcurrentUploads, is_api_path, json_error_body, service_error_response
@@ -108,6 +109,17 @@ class ApiErrorMiddleware:
             if header in response:
                 replacement[header] = response[header]
         return replacement
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's, with APPEND_SLASH for the web pages only (`/admin` redirects to `/admin/`).
+
+    API paths keep their exact routes: a client's typo there is a 404 in the envelope, never a
+    redirect that would turn a POST into a GET.
+    """
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        return not is_api_path(request.path_info) and super().should_redirect_with_slash(request)
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -65,7 +65,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/: the admin's and /docs' files
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "config.middleware.CommonMiddleware",  # `/admin` -> `/admin/` for web pages, never API paths
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -75,7 +75,11 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
-APPEND_SLASH = False
+# Web pages only (config.middleware.CommonMiddleware, and the admin's own catch-all): `/admin` -> `/admin/`.
+APPEND_SLASH = True
+# With APPEND_SLASH, Django warns about routes that begin with a slash: the Media API's are exact
+# on purpose ("v1/media" + "/upload"), and API paths are never redirected.
+SILENCED_SYSTEM_CHECKS = ["urls.W002"]
 
 TEMPLATES = [
     {

@@ -30,11 +30,11 @@ from media_app.selectors import media_quota_totals
 from media_app.sources import Base64Reader, parse_data_url
 from media_app.storing import (
     EmptyFile, FileOptions, LateFields, StoreResult, abandon, activate, activate_deduplicated,
-    check_declared_size, measure_dimensions, encryption_of, file_facts, find_duplicate, hash_object, lock_live,
+    check_declared_size, check_file_part, measure_dimensions, encryption_of, file_facts, find_duplicate, hash_object, lock_live,
     pending_create, plan_category_check, retention_until, upload_limit,
 )
 from media_app.storing import (  # noqa: F401 - value types and limits callers import from here
-    Provenance,
+    MULTIPART_SLACK, Provenance, check_body_quota, size_label,
 )
 from quotas.services import QuotaDrift, quota_charge, quota_recalculate, quota_release, quota_release_reservation, quota_reserve
 from storage_app.backends import MediaStore, SavedObject, SignedUpload, get_store
@@ -101,16 +101,20 @@ def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  
 
 
 def media_store_form(*, organization: Organization, owner, form: UploadForm, options: FileOptions,  # noqa: ANN001
-                     late: Callable[[dict], LateFields] | None = None) -> StoreResult:
+                     late: Callable[[dict], LateFields] | None = None, length_known: bool = True) -> StoreResult:
     """Store the file part of a multipart body read as it arrives (`storage_app.uploads.open_upload_form`).
 
     No more than what is left of the body is reserved. Fields sent after the file part (seed
     004's `-F file=@x.png -F user_id=...`) are read once the bytes are stored: `late` turns all
     of the form's fields into the owner and options to record, checked before activation.
-    The caller has made sure the form has a file part.
+    The caller has made sure the form has a file part. A file already known to be too big (the
+    body's length was declared: `length_known`) is refused before a byte of it is read.
     """
     options = replace(options, original_name=options.original_name or form.file.name or "file")
-    limit = upload_limit(organization=organization, category=get_category(options.category))
+    category = get_category(options.category)
+    check_file_part(organization=organization, category=category, name=options.original_name,
+                    bound=form.bound if length_known else None)
+    limit = upload_limit(organization=organization, category=category)
 
     def late_fields() -> LateFields | None:
         everything = form.finish()
@@ -204,7 +208,7 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
     content_type = options.declared_mime or "application/octet-stream"
     category = get_category(options.category)
     plan_category_check(organization, category)
-    limit = check_declared_size(organization=organization, category=category, declared=declared_size)
+    limit = check_declared_size(organization=organization, category=category, declared=declared_size, param="bytes")
     reserved = declared_size if declared_size is not None else limit
     ext = (mimetypes.guess_extension(content_type) or "").lstrip(".") or None
     media = pending_create(organization=organization, owner=owner, options=options, category=category,

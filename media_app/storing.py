@@ -39,6 +39,9 @@ from storage_app.sniff import Sniffed
 
 logger = logging.getLogger("mediastore.media")
 
+MIB = 1024 * 1024
+MULTIPART_SLACK = 64 * 1024  # the closing boundary and late fields around a file part
+
 class EmptyFile(InvalidRequest):
     code = "empty_file"
     message = "The file is empty."
@@ -83,14 +86,44 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
     return (now or timezone.now()) + timedelta(days=days)
 
 
-def check_declared_size(*, organization: Organization, category: Category, declared: int | None) -> int:
-    """Refuse before reading a body that is already known to be too big; the limit otherwise."""
+def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
+                        param: str = "file") -> int:
+    """Refuse before reading a body that is already known to be too big; the limit otherwise.
+
+    `param` names the field the size came from (`bytes` for a prepared upload).
+    """
     limit = upload_limit(organization=organization, category=category)
     if declared is not None and declared > limit:
-        raise TooLarge(f"File size {declared} exceeds the maximum of {limit} bytes.", param="file")
+        what = f"{param}={declared}" if param != "file" else f"File size {declared}"
+        raise TooLarge(f"{what} exceeds the maximum of {limit} bytes ({size_label(limit)}) for one file.",
+                       param=param)
+    if declared is not None and declared > quota_available(organization=organization):
+        raise QuotaExceeded(param=param)
+    return limit
+
+
+def check_body_quota(*, organization: Organization, declared: int | None) -> None:
+    """A body declared larger than what the quota has left is refused unread (its file cannot fit)."""
     if declared is not None and declared > quota_available(organization=organization):
         raise QuotaExceeded(param="file")
-    return limit
+
+
+def check_file_part(*, organization: Organization, category: Category, name: str, bound: int | None) -> None:
+    """Refuse a multipart file already known to be too big before reading it, naming the file.
+
+    `bound` is what is left of the body from the file's first byte: the file plus the closing
+    boundary and any fields after it, which MULTIPART_SLACK allows for; None when the body's
+    length is not declared (chunked). A file closer to the limit is measured as it is stored.
+    """
+    limit = upload_limit(organization=organization, category=category)
+    if bound is not None and bound > limit + MULTIPART_SLACK:
+        raise TooLarge(f"The file {name!r} has about {bound} bytes ({size_label(bound)}), more than the maximum "
+                       f"of {limit} bytes ({size_label(limit)}) for one file.", param="file")
+
+
+def size_label(size: int) -> str:
+    """20971520 -> '20 MiB', for messages a person reads beside the exact byte count."""
+    return f"{size / MIB:.1f}".removesuffix(".0") + " MiB"
 
 
 def plan_category_check(organization: Organization, category: Category) -> None:

@@ -20,10 +20,10 @@ from rest_framework.views import APIView
 from accounts.permissions import ServiceKeyOnly
 from accounts.principal import principal_for
 from accounts.throttles import ConcurrentUploads
-from config.api import validated
+from config.api import refuse_unknown, validated
 from config.errors import InvalidRequest, TooLarge
 from api.images import schema
-from storage_app.backends import get_store
+from storage_app.backends import MediaStore, get_store
 from storage_app.categories import GENERAL
 from storage_app.http import serve_object
 from storage_app.images import (
@@ -39,8 +39,13 @@ _TRUE = ("1", "true", "yes", "on")
 
 
 class ImageListQuerySerializer(serializers.Serializer):
-    # `prefix` is read raw and checked by the path validator (DRF's CharField has its own NUL error).
     limit = serializers.IntegerField(required=False, default=DEFAULT_LIST_LIMIT, min_value=1)
+
+    # Read raw and checked by the path validator (DRF's CharField has its own NUL error).
+    accepted_aliases = ("prefix",)
+
+
+SAVE_QUERY = ("overwrite",)
 
 
 # -- the views -------------------------------------------------------------------------------
@@ -91,6 +96,7 @@ class ImageView(_ImagesView):
     @schema.image_save
     def post(self, request: Request, path: str) -> Response:
         key = compute_key(path, principal_for(request).organization.pk)
+        refuse_unknown(request.query_params.keys(), SAVE_QUERY)
         overwrite = str(request.query_params.get("overwrite", "")).lower() in _TRUE
         limit = _write_limit(request)
         store = get_store()
@@ -98,10 +104,11 @@ class ImageView(_ImagesView):
             image_refuse_existing(store=store, key=key)
         # Streamed from the request body into storage as it arrives: no temporary file.
         form = open_upload_form(request._request)
+        refuse_unknown(form.fields, ("file",))
         if form.file is None:
             raise InvalidRequest("A 'file' field is required.", code="required", param="file")
         saved = image_save(store=store, key=key, source=NonEmpty(form.file), max_bytes=limit, overwrite=overwrite)
-        form.finish()
+        _refuse_late_unknown(store, key, form.finish())
         url = image_public_url(store=store, key=key, encrypted=saved.encryption == "app")
         return Response({"path": path, "url": url or request.build_absolute_uri(request.path),
                          "bytes": saved.size, "mime": saved.sniffed.mime, "sha256": saved.sha256}, status=201)
@@ -111,6 +118,15 @@ class ImageView(_ImagesView):
         key = compute_key(path, principal_for(request).organization.pk)
         image_delete(store=get_store(), key=key)
         return Response(status=204)
+
+
+def _refuse_late_unknown(store: MediaStore, key: str, fields: dict[str, str]) -> None:
+    """A typo after the file part is refused like one before it; the object just written goes."""
+    try:
+        refuse_unknown(fields, ("file",))
+    except InvalidRequest:
+        image_delete(store=store, key=key)
+        raise
 
 
 def _write_limit(request: Request) -> int:

@@ -74,6 +74,9 @@ class SourceInput(serializers.Serializer):
 class CreateInput(ProvenanceInput):
     source = SourceInput()
 
+    # Names Jan's clients send that are taken without being declared (config.api.validated).
+    accepted_aliases = ("filename",)
+
 
 class MultipartUploadInput(ProvenanceInput):
     file = serializers.FileField(allow_empty_file=True)
@@ -83,6 +86,8 @@ class PrepareUploadInput(ProvenanceInput):
     content_type = serializers.CharField(max_length=127)
     bytes = serializers.IntegerField(required=False, min_value=1)
     filename = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+    accepted_aliases = ("mime_type",)  # Jan's name for content_type
 
 
 class LegacyUploadInput(ProvenanceInput):
@@ -108,6 +113,8 @@ class PatchInput(serializers.Serializer):
 class ResolveInput(serializers.Serializer):
     ids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=1,
                                 max_length=MAX_RESOLVE_IDS, allow_empty=False)
+
+    accepted_aliases = ("payload",)  # Jan's media-in-model-calls body
 
     def to_internal_value(self, data):  # noqa: ANN001, ANN201
         ids = data.get("ids") if isinstance(data, dict) else None

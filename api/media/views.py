@@ -15,7 +15,7 @@ from accounts.permissions import ServiceKeyOnly
 from accounts.principal import Principal, principal_for
 from accounts.throttles import ConcurrentUploads
 from accounts.services import user_get_in_organization
-from config.api import validated
+from config.api import refuse_unknown, validated
 from config.parsers import JSONParser
 from config.errors import NotFound, PermissionDenied
 from api.media import schema
@@ -25,7 +25,7 @@ from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
-    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
+    FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_body_quota, media_delete,
     media_store_data_url, media_store_form, media_store_remote_url, media_update, media_upload_complete, media_upload_prepare,
 )
 from storage_app.backends import get_store
@@ -107,13 +107,14 @@ class UploadView(APIView):
         if request.content_type.startswith("application/json"):
             return self._presigned(request, principal)
         org = principal.organization
-        check_declared_size(organization=org, category=get_category(None), declared=declared_body_size(request))
+        declared = declared_body_size(request)
+        check_body_quota(organization=org, declared=declared)
         # Streamed: the file part goes to storage as it arrives; fields after it come in late().
         form = open_upload_form(request._request)
         data = validated(s.MultipartUploadInput, form.fields, partial=True)
         name = required_file(form, "No file was submitted.").name or "file"
         result = media_store_form(organization=org, owner=owner_for(principal, data.get("user_id")), form=form,
-                                  options=file_options(data, original_name=name),
+                                  options=file_options(data, original_name=name), length_known=declared is not None,
                                   late=lambda fields: late_fields(principal, fields, name))
         return stored_response(request, result)
 
@@ -183,6 +184,7 @@ class MediaDetailView(APIView):
 
     @schema.media_retrieve
     def get(self, request: Request, media_id: str) -> Response:
+        refuse_unknown(request.query_params.keys(), ())
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
         return Response(_output(request).media(media))
 

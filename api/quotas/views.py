@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from accounts.principal import Principal, principal_for
 from api.quotas import schema
+from config.api import refuse_unknown
 from config.errors import PermissionDenied
 from media_app.selectors import media_usage_by_category
 from media_app.services import media_quota_recalculate
@@ -32,6 +33,7 @@ def _usage(principal: Principal) -> dict:
 class UsageView(APIView):
     @schema.storage_usage
     def get(self, request: Request) -> Response:
+        refuse_unknown(request.query_params.keys(), ())
         return Response(_usage(principal_for(request)))
 
 
@@ -39,6 +41,7 @@ class QuotaView(APIView):
     @schema.storage_quota
     def get(self, request: Request) -> Response:
         org = principal_for(request).organization
+        refuse_unknown(request.query_params.keys(), ())
         plan = org.plan
         plan_max = min(plan.max_file_bytes, settings.MEDIA_MAX_BYTES)
         return Response({
@@ -58,6 +61,7 @@ class QuotaRecalculateView(APIView):
     @schema.storage_quota_recalculate
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
+        refuse_unknown(request.query_params.keys(), ())
         if not principal.is_admin:
             raise PermissionDenied("Only organization owners and admins may recalculate the quota.")
         drift = media_quota_recalculate(organization=principal.organization)

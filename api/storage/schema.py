@@ -53,6 +53,15 @@ class ObjectPresign(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class StoredUpload(s.StoredFileSerializer):
+    deduped = serializers.BooleanField(
+        help_text="true: these bytes were already stored for you; the answer is that file (200), nothing new "
+                  "is stored or charged. false: a new file (201). As the Media API answers.")
+
+    class Meta(s.StoredFileSerializer.Meta):
+        fields = [*s.StoredFileSerializer.Meta.fields, "deduped"]
+
+
 class StorageUpload(s.UploadSerializer):
     category = serializers.ChoiceField(choices=MediaFile.Category.choices, required=False, default="general")
 
@@ -86,14 +95,20 @@ storage_files = extend_schema(
 
 storage_upload = extend_schema(
     operation_id="storage_upload", summary="Upload a file",
-    description="Quota and type are checked before the bytes are kept. `profile_image`: images only, small; "
+    description="Quota and type are checked before the bytes are kept. A file whose bytes you already "
+                "stored answers that file with 200 and `deduped: true` (as `POST /v1/media/upload`). `profile_image`: images only, small; "
                 "`data_source`: tabular and document formats; `general`: the rest, never executables.",
     request={"multipart/form-data": StorageUpload},
-    responses={201: s.StoredFileSerializer},
+    responses={201: OpenApiResponse(StoredUpload, description="A new file (`deduped: false`)."),
+               200: OpenApiResponse(StoredUpload, description="The same bytes were already stored for you: "
+                                                              "that file, `deduped: true`; nothing is charged.")},
     examples=[
         OpenApiExample("Upload a CSV as a data source", request_only=True, media_type="multipart/form-data",
                        value={"file": "(binary)", "category": "data_source"}),
-        OpenApiExample("Uploaded", response_only=True, status_codes=["201"], value=_STORED_FILE_EXAMPLE),
+        OpenApiExample("Uploaded", response_only=True, status_codes=["201"],
+                       value={**_STORED_FILE_EXAMPLE, "deduped": False}),
+        OpenApiExample("Already stored", response_only=True, status_codes=["200"],
+                       value={**_STORED_FILE_EXAMPLE, "deduped": True}),
     ],
 )
 

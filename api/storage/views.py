@@ -11,18 +11,18 @@ from rest_framework.views import APIView
 
 from accounts.principal import Principal, principal_for
 from accounts.throttles import ConcurrentUploads
-from config.api import validated
+from config.api import refuse_unknown, validated
 from config.errors import InvalidRequest, NotFound, PermissionDenied
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get_by_key, media_visible_to
 from media_app.services import (
-    FileOptions, LateFields, check_declared_size, media_delete, media_store_form,
+    FileOptions, LateFields, check_body_quota, media_delete, media_store_form,
 )
 from api.storage import schema
 from api.storage import serializers as s
 from storage_app.backends import get_store
-from storage_app.categories import GENERAL, get_category
+from storage_app.categories import get_category
 from storage_app.keys import user_prefix, validate_key
 from storage_app.uploads import declared_body_size, open_upload_form
 
@@ -37,6 +37,7 @@ class BucketListView(APIView):
     @schema.storage_buckets
     def get(self, request: Request) -> Response:
         principal_for(request)
+        refuse_unknown(request.query_params.keys(), ())
         store = get_store()
         return Response({"buckets": [{"name": _bucket_name(), "backend": store.name}]})
 
@@ -92,8 +93,8 @@ class UploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         org = principal.organization
-        # Refuse a body already known to be too large before reading it.
-        check_declared_size(organization=org, category=GENERAL, declared=declared_body_size(request))
+        declared = declared_body_size(request)
+        check_body_quota(organization=org, declared=declared)
         # Streamed: the file part goes to storage as it arrives; a category after it comes in late().
         form = open_upload_form(request._request)
         data = validated(s.UploadSerializer, form.fields, partial=True)
@@ -106,8 +107,11 @@ class UploadView(APIView):
             return LateFields(owner=principal.user, options=FileOptions(original_name=name, category=category))
 
         result = media_store_form(organization=org, owner=principal.user, form=form, late=late,
+                                  length_known=declared is not None,
                                   options=FileOptions(original_name=name, category=data.get("category")))
-        return Response(s.StoredFileSerializer(result.media).data, status=201)
+        # As the Media API answers: the existing file, 200 and `deduped: true`, for bytes already stored.
+        body = {**s.StoredFileSerializer(result.media).data, "deduped": result.deduped}
+        return Response(body, status=200 if result.deduped else 201)
 
 
 def _object(principal: Principal, object_name: str) -> MediaFile:
@@ -120,6 +124,7 @@ def _object(principal: Principal, object_name: str) -> MediaFile:
 class ObjectMetadataView(APIView):
     @schema.storage_object_metadata
     def get(self, request: Request, object_name: str) -> Response:
+        refuse_unknown(request.query_params.keys(), ())
         media = _object(principal_for(request), object_name)
         return Response(s.StoredFileSerializer(media).data)
 

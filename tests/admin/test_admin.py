@@ -150,3 +150,15 @@ def test_purge_now_removes_the_objects_of_selected_deleted_files(operator, files
     assert [statuses[i] for i in files] == ["purged", "purged", "active"]
     keys = store_keys("organizations/")
     assert keys == [MediaFile.objects.get(pk=files[2]).storage_key]
+
+
+@pytest.mark.parametrize("path, target", [("/admin", "/admin/"), ("/admin/media_app/mediafile", "/admin/media_app/mediafile/")])
+def test_an_admin_page_without_its_trailing_slash_redirects(operator, path, target):
+    response = operator.get(path)
+    assert response.status_code == 301 and response["Location"] == target
+
+
+@pytest.mark.parametrize("path", ["/api/v1/storage/usage/", "/v1/media/", "/api/v1/storage/files/"])
+def test_an_api_path_keeps_its_exact_route(alice, path):
+    response = alice.client.get(path)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"

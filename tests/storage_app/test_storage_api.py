@@ -193,7 +193,8 @@ def test_buckets_need_credentials(anon, db):
 def test_metadata_by_full_key_and_by_unique_name(alice, alices_file):
     by_key = alice.client.get(f"{API}/objects/{alices_file['object_name']}/metadata")
     by_name = alice.client.get(f"{API}/objects/{alices_file['file_name']}/metadata")
-    assert by_key.json() == by_name.json() == alices_file
+    stored = {k: v for k, v in alices_file.items() if k != "deduped"}  # said by the upload's answer only
+    assert by_key.json() == by_name.json() == stored
 
 
 @pytest.mark.parametrize("who", ["bob", "charlie"])
@@ -289,3 +290,25 @@ def test_members_may_not_recalculate(bob):
 
 def test_recalculate_needs_credentials(anon, db):
     assert anon.post(f"{API}/quota/recalculate").status_code == 401
+
+
+def test_a_duplicate_upload_answers_the_existing_file_as_the_media_api_does(alice):
+    data = unique_png()
+    first = do_upload(alice, data, name="a.png")
+    assert first.status_code == 201 and first.json()["deduped"] is False
+    again = do_upload(alice, data, name="b.png")
+    assert again.status_code == 200 and again.json()["deduped"] is True
+    assert again.json()["id"] == first.json()["id"]
+    assert MediaFile.objects.filter(status=MediaFile.Status.ACTIVE).count() == 1
+    media = alice.client.post("/v1/media/upload", {"file": upload("c.png", data)}, format="multipart")
+    assert (media.status_code, media.json()["deduped"]) == (200, True)
+
+
+def test_the_schema_documents_both_answers_of_an_upload(anon):
+    import yaml
+
+    schema = yaml.safe_load(anon.get("/api/schema").content)
+    responses = schema["paths"]["/api/v1/storage/upload"]["post"]["responses"]
+    assert {"200", "201"} <= set(responses)
+    stored = schema["components"]["schemas"]["StoredUpload"]
+    assert stored["properties"]["deduped"]["type"] == "boolean"
