@@ -24,3 +24,10 @@ worker_class = "config.gunicorn_worker.MediastoreWorker"  # gthread; errors as J
 threads = _whole("MEDIASTORE_THREADS", 32)
 timeout = 300
 accesslog = "-"
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """A dead worker's live gauges stop counting in /metrics (PROMETHEUS_MULTIPROC_DIR)."""
+    from config.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

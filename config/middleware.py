@@ -1,19 +1,16 @@
 """Request ids, primary pinning for the replica router, upload slots, and the API error envelope."""
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from config import concurrency, db_router
 from config.errors import TooManyConcurrentUploads, is_api_path, json_error_body, service_error_response
-
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+from config.logs import request_id_var
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 _STATUS_CODES = {
@@ -109,8 +106,3 @@ class ApiErrorMiddleware:
                 replacement[header] = response[header]
         return replacement
 
-
-class RequestIdLogFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True

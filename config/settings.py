@@ -13,6 +13,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import Env
+from config.http_client import parse_networks
+from config.logs import logging_config
 from config.s3 import s3_storage_options
 
 env = Env()
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.telemetry.RequestTelemetryMiddleware",  # request metrics and the access log line
     "config.middleware.PrimaryPinMiddleware",
     "config.middleware.UploadSlotsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -376,17 +379,21 @@ if OIDC_LOGIN_ENABLED:
 # --- end OIDC --------------------------------------------------------------------------
 
 # --- Logging ---------------------------------------------------------------------------
+# plain: one human line per record; json: one JSON object per line (config/logs.py), web, worker and beat.
 LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOG_FORMAT = env.choice("LOG_FORMAT", ("plain", "json"), "plain")
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- Metrics ---------------------------------------------------------------------------
+# /metrics (Prometheus text): answered to a bearer METRICS_TOKEN or to clients in METRICS_ALLOW_NETWORKS;
+# with neither set it answers 404. PROMETHEUS_MULTIPROC_DIR (read by prometheus_client itself) adds
+# up every gunicorn and Celery process.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR:  # prometheus_client writes there from the first metric on
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN")
+METRICS_ALLOW_NETWORKS = env.list("METRICS_ALLOW_NETWORKS")
+try:
+    parse_networks(METRICS_ALLOW_NETWORKS)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOW_NETWORKS: {_exc}") from None

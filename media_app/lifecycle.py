@@ -49,9 +49,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Organization
+from config import metrics
 from media_app.models import MediaFile, SourceCleanup
 from media_app.services import media_quota_recalculate
-from quotas.services import quota_release, quota_release_reservation
+from quotas.services import quota_limit, quota_release, quota_release_reservation
 from storage_app.backends import MediaStore, ObjectInfo, get_store
 from storage_app.keys import (
     COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, UPLOADS_SEGMENT, organization_prefix, parse_staging_key, validate_key,
@@ -478,6 +479,7 @@ def recalculate_quotas(*, dry_run: bool = False, organization: Organization | No
             result.error(org.slug, exc)
             continue
         result.checked += 1
+        _export_quota(org, drift.after)
         if drift.changed:
             result.changed += 1
             if len(result.drifts) < REPORT_LIMIT:
@@ -485,6 +487,13 @@ def recalculate_quotas(*, dry_run: bool = False, organization: Organization | No
                                       "before": drift.before, "after": drift.after})
         _tick(progress, 1)
     return result
+
+
+def _export_quota(org: Organization, counts: dict[str, int]) -> None:
+    """The per-organization quota gauges: the recount is what the organization stores now."""
+    metrics.QUOTA_USED_BYTES.labels(organization=org.slug).set(counts["used_bytes"])
+    metrics.QUOTA_FILES.labels(organization=org.slug).set(counts["file_count"])
+    metrics.QUOTA_LIMIT_BYTES.labels(organization=org.slug).set(quota_limit(organization=org))
 
 
 def _drift_line(drift: dict) -> str:

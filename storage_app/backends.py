@@ -36,6 +36,7 @@ from django.core.files.storage import Storage, storages
 from config.errors import NotFound, RequestTimeout, StorageUnavailable, TooLarge
 from storage_app import crypto, signing
 from storage_app.keys import validate_key
+from storage_app.metered import meter
 from storage_app.sniff import SNIFF_BYTES, Sniffed, is_inline_safe, sniff
 
 logger = logging.getLogger("mediastore.storage")
@@ -858,7 +859,7 @@ def get_store() -> MediaStore:
         with _cache_lock:
             keyring = crypto.Keyring.parse(settings.MEDIA_MASTER_KEYS) if settings.MEDIA_MASTER_KEYS else None
             cls = S3Store if storage.__class__.__name__ == "S3Storage" else LocalStore
-            store = cls(storage, encryption=settings.MEDIA_ENCRYPTION, keyring=keyring)
+            store = meter(cls(storage, encryption=settings.MEDIA_ENCRYPTION, keyring=keyring))
             _cache.clear()
             _cache[cache_key] = store
     return store

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -40,7 +41,8 @@ class Command(BaseCommand):
                                   "--concurrency", "2", "--pool", "threads"]
             commands["beat"] = [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                 "--schedule", schedule]
-        processes = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
+        env = _metrics_environment()
+        processes = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env) for name, cmd in commands.items()}
         self.stderr.write(f"Serving on http://{options['bind']} with {', '.join(processes)}; Ctrl-C stops.")
         stopping = False
 
@@ -59,6 +61,16 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         finally:
             _terminate(processes.values())
+
+
+def _metrics_environment() -> dict[str, str]:
+    """The three processes share one PROMETHEUS_MULTIPROC_DIR (default var/prometheus), emptied here
+    first: this command starts every process that writes to it, so no file in it is still live."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.VAR_DIR / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
 def _terminate(processes) -> None:  # noqa: ANN001
