@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "config.telemetry.RequestTelemetryMiddleware",  # request metrics and the access log line
     "config.middleware.PrimaryPinMiddleware",
     "config.middleware.UploadSlotsMiddleware",
+    "config.ratelimit.RateLimitMiddleware",  # anonymous callers per address; RateLimit-* headers
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/: the admin's and /docs' files
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -236,6 +237,11 @@ MEDIA_BODY_GRACE = env.duration("MEDIA_BODY_GRACE", "10s")
 # client address on signed-URL ones; 429 past it. Per gunicorn worker unless REDIS_URL is set. 0: no limit.
 MEDIA_CONCURRENT_UPLOADS_PER_ORG = env.int("MEDIA_CONCURRENT_UPLOADS_PER_ORG", 8)
 MEDIA_CONCURRENT_UPLOADS_PER_IP = env.int("MEDIA_CONCURRENT_UPLOADS_PER_IP", 8)
+# Requests per minute (config/ratelimit.py): per API key and per organization as the plan says
+# (Plan.requests_per_minute, Plan.organization_requests_per_minute), per client address for callers
+# without credentials (signed URLs among them). Counted in Redis when REDIS_URL is set. 0: no limit.
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMIT_ANONYMOUS_PER_MINUTE = env.int("RATE_LIMIT_ANONYMOUS_PER_MINUTE", 600)
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
@@ -273,6 +279,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    # Requests per minute per API key and organization, from the plan (config/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.RateLimits"],
     "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
