@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "quotas",
     "storage_app",
     "media_app",
+    "events",
     "config",
     "backoffice",
 ]
@@ -243,6 +244,20 @@ MEDIA_CONCURRENT_UPLOADS_PER_IP = env.int("MEDIA_CONCURRENT_UPLOADS_PER_IP", 8)
 RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", True)
 RATE_LIMIT_ANONYMOUS_PER_MINUTE = env.int("RATE_LIMIT_ANONYMOUS_PER_MINUTE", 600)
 
+# --- Webhooks (events/) -------------------------------------------------------------------
+# Target URLs must resolve to public addresses, or to these CIDRs (default: the remote fetcher's).
+WEBHOOK_ALLOW_NETWORKS = env.list("WEBHOOK_ALLOW_NETWORKS", MEDIA_REMOTE_FETCH_ALLOW_NETWORKS)
+try:
+    parse_networks(WEBHOOK_ALLOW_NETWORKS)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"WEBHOOK_ALLOW_NETWORKS: {_exc}") from None
+WEBHOOK_TIMEOUT = env.duration("WEBHOOK_TIMEOUT", "10s")  # one delivery attempt, connect to answer
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE = env.duration("WEBHOOK_RETRY_BASE", "30s")  # before the 2nd attempt; doubling after
+WEBHOOK_RETRY_MAX = env.duration("WEBHOOK_RETRY_MAX", "6h")
+if WEBHOOK_TIMEOUT <= 0:
+    raise ImproperlyConfigured("WEBHOOK_TIMEOUT must be greater than zero.")
+
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL)
@@ -325,6 +340,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "storage", "description": "The Storage API: files, buckets, objects, usage and quota."},
         {"name": "images", "description": "Compute image storage under `compute/` (service keys only)."},
         {"name": "files", "description": "App-signed URLs (local backend, app-encrypted objects)."},
+        {"name": "webhooks", "description": "Signed event deliveries to the organization's URLs (owners and admins)."},
         {"name": "operations", "description": "Liveness and readiness."},
     ],
 }

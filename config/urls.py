@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/storage/", include("api.storage.urls")),
     path("api/v1/storage/", include("api.quotas.urls")),
     path("v1/media", include("api.media.urls")),
+    path("v1/webhooks", include("api.webhooks.urls")),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -38,6 +38,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from config.errors import Conflict, InvalidPath, NotFound, TooLarge
 from media_app.models import MediaFile, SourceCleanup
+from media_app.signals import emits_quota_exceeded
 from media_app.services import (
     EmptyFile, FileOptions, StoreResult, _abandon, _activate_deduplicated, _check_plan_category, _dimensions,
     _encryption_of, _facts, _hash_object, _pending_create, upload_limit,
@@ -71,6 +72,7 @@ class _Source:
     sniffed: Sniffed
 
 
+@emits_quota_exceeded
 def media_ingest(*, organization: Organization, owner, storage_key: str, relocate: bool = True,  # noqa: ANN001
                  options: FileOptions) -> IngestResult:
     """A media file of `owner` with the content of `storage_key`.

@@ -26,10 +26,12 @@ from accounts.models import Organization
 from config.errors import (
     Conflict, InvalidRequest, NotFound, QuotaExceeded, ServiceError, TooLarge, UnsupportedMediaType,
 )
+from media_app import signals
 from media_app.ids import media_id_new
 from media_app.imaging import image_dimensions
 from media_app.models import MediaFile
 from media_app.selectors import media_quota_totals
+from media_app.signals import emit, emits_quota_exceeded
 from quotas.services import (
     QuotaDrift, quota_available, quota_charge, quota_recalculate, quota_release, quota_release_reservation,
     quota_reserve,
@@ -99,6 +101,7 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
     return (now or timezone.now()) + timedelta(days=days)
 
 
+@emits_quota_exceeded
 def check_declared_size(*, organization: Organization, category: Category, declared: int | None) -> int:
     """Refuse before reading a body that is already known to be too big; the limit otherwise."""
     limit = upload_limit(organization=organization, category=category)
@@ -125,6 +128,7 @@ class LateFields:
     options: FileOptions
 
 
+@emits_quota_exceeded
 def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  # noqa: ANN001
                        options: FileOptions, declared_size: int | None = None,
                        late: Callable[[], LateFields | None] | None = None) -> StoreResult:
@@ -290,6 +294,7 @@ def _activate(media: MediaFile, *, organization: Organization, facts: dict,
             retain_until=retention_until(organization=organization, now=now), duplicate_of=duplicate_of, **facts)
         if claimed:
             quota_charge(organization=organization, reserved=media.reserved_bytes, size=facts["bytes"])
+            emit(signals.media_created, media_id=media.pk, organization_id=organization.pk)
     media.refresh_from_db()
     if not claimed and media.status != MediaFile.Status.ACTIVE:
         raise Conflict("The upload is no longer pending.", code="upload_not_pending")
@@ -333,6 +338,7 @@ def _find_duplicate(*, organization: Organization, owner, sha256: str, exclude: 
 
 
 # -- presigned uploads --------------------------------------------------------------------
+@emits_quota_exceeded
 def media_upload_prepare(*, organization: Organization, owner, options: FileOptions,  # noqa: ANN001
                          declared_size: int | None = None) -> PreparedUpload:
     """A pending file with its quota reserved, and URLs a client can upload to directly.
@@ -353,6 +359,7 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
     return PreparedUpload(media=media, upload=upload)
 
 
+@emits_quota_exceeded
 def media_upload_complete(*, media: MediaFile) -> MediaFile:
     """Check, measure and activate an uploaded object; idempotent."""
     if media.status == MediaFile.Status.ACTIVE:
@@ -437,6 +444,7 @@ def media_delete(*, media: MediaFile) -> MediaFile:
         if MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.ACTIVE).update(
                 status=MediaFile.Status.DELETED, deleted_at=now):
             quota_release(organization=media.organization, size=media.bytes)
+            emit(signals.media_deleted, media_id=media.pk, organization_id=media.organization_id, reason="deleted")
         elif MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
                 status=MediaFile.Status.DELETED, deleted_at=now, reserved_bytes=0):
             quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
@@ -491,6 +499,7 @@ def _allowed_retention(media: MediaFile, until: datetime | None) -> datetime | N
     return until
 
 
+@emits_quota_exceeded
 def media_restore(*, media: MediaFile) -> MediaFile:
     """Bring a deleted (not yet purged) file back: its object must still be there and its
     bytes must fit the quota again."""
