@@ -151,3 +151,28 @@ def test_processes_sharing_a_multiprocess_dir_add_up(tmp_path):
     scrape_it = "from config.metrics import exposition; print(exposition()[0].decode())"
     out = subprocess.run([sys.executable, "-c", scrape_it], env=env, check=True, capture_output=True, text=True).stdout
     assert 'mediastore_uploads_refused_total{reason="quota"} 6.0' in out
+
+
+def test_a_file_of_a_type_its_category_refuses_is_counted_as_refused_for_type(alice, post_file):
+    from tests.factories import pdf_bytes
+
+    before = value("mediastore_uploads_refused_total", reason="type")
+    response = post_file(alice, data=pdf_bytes(), name="cv.pdf", category="profile_image")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert value("mediastore_uploads_refused_total", reason="type") == before + 1
+
+
+def test_an_upload_past_the_concurrency_limit_is_counted_as_refused_for_concurrency(alice, settings, post_file):
+    from config.concurrency import slots
+
+    settings.MEDIA_CONCURRENT_UPLOADS_PER_ORG = 1
+    token = slots().acquire(f"org:{alice.organization.pk}", 1)
+    before = value("mediastore_uploads_refused_total", reason="concurrency")
+    try:
+        response = post_file(alice)
+    finally:
+        slots().release(f"org:{alice.organization.pk}", token)
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "too_many_concurrent_uploads"
+    assert value("mediastore_uploads_refused_total", reason="concurrency") == before + 1

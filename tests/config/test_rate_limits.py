@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from config import ratelimit
 from config.ratelimit import LocalWindows, RedisWindows, check
@@ -32,12 +33,14 @@ def listing(actor):
 
 def test_a_key_past_its_plans_requests_per_minute_answers_429_with_retry_after(alice, plan_allows):
     plan_allows(per_key=2)
+    counted = REGISTRY.get_sample_value("mediastore_rate_limited_total", {"scope": "key"}) or 0
     first, second, third = listing(alice), listing(alice), listing(alice)
     assert (first.status_code, second.status_code) == (200, 200)
     assert (first["RateLimit-Limit"], first["RateLimit-Remaining"], second["RateLimit-Remaining"]) == ("2", "1", "0")
     assert error_of(third, 429)["code"] == "rate_limited"
     assert 1 <= int(third["Retry-After"]) <= 60 and third["Retry-After"] == third["RateLimit-Reset"]
     assert third["RateLimit-Remaining"] == "0" and third["RateLimit-Policy"] == "2;w=60"
+    assert REGISTRY.get_sample_value("mediastore_rate_limited_total", {"scope": "key"}) == counted + 1
 
 
 def test_another_key_of_the_organization_has_its_own_count(alice, bob, plan_allows):
