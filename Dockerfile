@@ -22,7 +22,7 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 COPY . .
-RUN mkdir -p /app/var && chown mediastore:mediastore /app/var
+RUN mkdir -p /app/var/prometheus && chown -R mediastore:mediastore /app/var
 
 USER mediastore
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from rest_framework.request import Request
 
 from accounts.models import ApiKey, Membership, Organization
+from config import logs
 from config.errors import NotAuthenticated, PermissionDenied
 
 
@@ -43,6 +44,7 @@ def principal_for(request: Request) -> Principal:
         raise PermissionDenied("You are not a member of this organization.")
     principal = Principal(user=user, organization=organization, role=role, is_service=is_service)
     request._mediastore_principal = principal
+    logs.bind(organization=organization.slug, user=user.get_username())
     return principal
 
 

@@ -121,6 +121,11 @@ class GuardedInput:
             want -= len(piece)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    @property
+    def received(self) -> int:
+        """Body bytes read so far (request metrics and logs)."""
+        return self._received
+
     def readline(self, size: int | None = -1) -> bytes:
         return self._guarded(self._raw.readline, size)
 

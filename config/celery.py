@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -48,3 +48,28 @@ app.conf.update(
     beat_schedule_filename=str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
 )
 app.autodiscover_tasks()
+
+
+@signals.setup_logging.connect
+def _logging(**kwargs) -> None:  # noqa: ANN003
+    """The worker and beat log as the web server does (LOG_FORMAT), instead of Celery's own format."""
+    import logging.config
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.task_prerun.connect
+def _task_started(task=None, **kwargs) -> None:  # noqa: ANN001, ANN003
+    from config import logs
+
+    task.request.log_context = logs.start_context()
+    logs.bind(task=task.name)
+
+
+@signals.task_postrun.connect
+def _task_finished(task=None, **kwargs) -> None:  # noqa: ANN001, ANN003
+    from config import logs
+
+    token = getattr(task.request, "log_context", None)
+    if token is not None:
+        logs.end_context(token)

@@ -61,9 +61,7 @@ class RedisSlots:
     """Slots as members of a sorted set per scope, scored by when they were taken."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._client = redis_client(url)
 
     def acquire(self, scope: str, limit: int) -> str | None:
         key, token, now = _redis_key(scope), uuid.uuid4().hex, time.time()
@@ -92,10 +90,23 @@ class RedisSlots:
 
 
 def _redis_key(scope: str) -> str:
+    return redis_key("upload-slots", scope)
+
+
+def redis_key(kind: str, scope: str) -> str:
+    """A Redis key of one counter; config/ratelimit.py counts in the same namespace."""
     # Organization ids are per database: deployments (and test runs) sharing one Redis stay apart.
     from django.db import connections
 
-    return f"mediastore:{connections['default'].settings_dict['NAME']}:upload-slots:{scope}"
+    return f"mediastore:{connections['default'].settings_dict['NAME']}:{kind}:{scope}"
+
+
+@lru_cache(maxsize=4)
+def redis_client(url: str):  # noqa: ANN201 - redis.Redis
+    """One client (and connection pool) per URL, with short timeouts: the counters must not stall requests."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
 
 @lru_cache(maxsize=4)

@@ -20,6 +20,7 @@ class ServiceError(Exception):
     code = "invalid_request"
     type = "invalid_request_error"
     message = "Invalid request."
+    refusal: str | None = None  # why an upload was refused, for mediastore_uploads_refused_total
 
     def __init__(self, message: str | None = None, *, code: str | None = None,
                  param: str | None = None, status: int | None = None) -> None:
@@ -78,6 +79,7 @@ class TooLarge(ServiceError):
     code = "max_size_exceeded"
     type = "size_error"
     message = "File size exceeds maximum allowed."
+    refusal = "size"
 
 
 class LengthRequired(ServiceError):
@@ -90,12 +92,14 @@ class QuotaExceeded(TooLarge):
     code = "quota_exceeded"
     type = "quota_error"
     message = "The organization's storage quota would be exceeded."
+    refusal = "quota"
 
 
 class UnsupportedMediaType(ServiceError):
     status = 415
     code = "unsupported_media_type"
     message = "This type of content is not allowed here."
+    refusal = "type"
 
 
 class Throttled(ServiceError):
@@ -109,6 +113,7 @@ class Throttled(ServiceError):
 class TooManyConcurrentUploads(Throttled):
     code = "too_many_concurrent_uploads"
     message = "Too many uploads in progress at once; retry when one has finished."
+    refusal = "concurrency"
 
     def __init__(self, message: str | None = None, *, retry_after: int) -> None:
         super().__init__(message)
@@ -164,6 +169,9 @@ def service_error_response(exc: ServiceError):
     """A JsonResponse of a ServiceError, for plain Django views and middleware."""
     from django.http import JsonResponse
 
+    from config.metrics import count_refusal
+
+    count_refusal(exc)
     response = JsonResponse(service_error_body(exc), status=exc.status)
     for name, value in service_error_headers(exc).items():
         response[name] = value

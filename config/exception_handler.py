@@ -11,6 +11,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
+from config.metrics import UPLOADS_REFUSED, count_refusal
 from config.errors import (
     ServiceError, envelope, is_api_path, json_error_body, service_error_body, service_error_headers,
 )
@@ -46,8 +47,10 @@ def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: render every error in the envelope."""
     if isinstance(exc, ServiceError):
+        count_refusal(exc)
         return Response(service_error_body(exc), status=exc.status, headers=service_error_headers(exc))
     if isinstance(exc, RequestDataTooBig):  # Django would answer a bare 400
+        UPLOADS_REFUSED.labels(reason="size").inc()
         return Response(envelope("The request body is too large.", code="request_too_large", type="size_error"),
                         status=413)
     response = drf_default_handler(exc, context)

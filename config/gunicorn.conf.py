@@ -24,3 +24,21 @@ worker_class = "config.gunicorn_worker.MediastoreWorker"  # gthread; errors as J
 threads = _whole("MEDIASTORE_THREADS", 32)
 timeout = 300
 accesslog = "-"
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    # One JSON object per line: the app logs each request itself (logger mediastore.access, with the
+    # request id, organization and route), and gunicorn's own messages go through the same formatter.
+    accesslog = None
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "loggers": {"gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    }
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """A dead worker's live gauges stop counting in /metrics (PROMETHEUS_MULTIPROC_DIR)."""
+    from config.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

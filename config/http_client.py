@@ -1,4 +1,4 @@
-"""The one outbound HTTP client: a GET with a deadline, a size cap and an address policy.
+"""The one outbound HTTP client: a GET (or a webhook's POST) with a deadline, a size cap and an address policy.
 
 Every URL, the first and each redirect target, is checked by `config.url_policy` (scheme,
 form, and every resolved address against the `AddressPolicy`). The TCP connection then goes
@@ -25,6 +25,7 @@ import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
@@ -187,11 +188,11 @@ class RemoteBody:
 
 # --------------------------------------------------------------------------- the GET
 
-def _request(target: Target, deadline: float, headers: Mapping[str, str],
-             verify_tls: bool) -> tuple[_PinnedConnection, http.client.HTTPResponse]:
+def _request(target: Target, deadline: float, headers: Mapping[str, str], verify_tls: bool, *,
+             method: str = "GET", body: bytes | None = None) -> tuple[_PinnedConnection, http.client.HTTPResponse]:
     conn = _PinnedConnection(target, deadline, verify_tls)
     try:
-        conn.request("GET", target.path, headers={
+        conn.request(method, target.path, body=body, headers={
             "User-Agent": USER_AGENT, "Accept": "*/*", **headers,
             "Host": target.host_header, "Accept-Encoding": "identity", "Connection": "close",
         })
@@ -256,3 +257,29 @@ def get_json(url: str, *, max_bytes: int, timeout: float, policy: AddressPolicy 
         return json.loads(data)
     except ValueError:
         raise RemoteFetchFailed("The remote server's answer is not JSON.") from None
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int
+    body: bytes  # the first `max_bytes` of the answer, for the sender's records
+
+
+def post(url: str, *, body: bytes, headers: Mapping[str, str], timeout: float,
+         policy: AddressPolicy = AddressPolicy(), resolver: Resolver | None = None,
+         max_bytes: int = 4096, verify_tls: bool = True) -> PostResult:
+    """POST `body` to `url` under the same rules and one deadline as a GET; redirects are not followed.
+
+    Any HTTP answer is returned (the caller judges the status); a refused URL raises `UrlNotAllowed`,
+    a network failure or the deadline `RemoteFetchFailed`."""
+    if timeout <= 0:
+        raise ValueError("timeout must be > 0")
+    deadline = time.monotonic() + timeout
+    with network_errors():
+        target = check_target(url, policy, resolver or default_resolver, deadline)
+        conn, response = _request(target, deadline, {"Content-Type": "application/json", **headers}, verify_tls,
+                                  method="POST", body=body)
+        try:
+            return PostResult(status=response.status, body=response.read(max_bytes))
+        finally:
+            conn.shutdown(response)

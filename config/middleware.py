@@ -1,11 +1,9 @@
 """Request ids, primary pinning, upload slots, the API error envelope, and slashes for web pages."""
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -13,8 +11,7 @@ from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 
 from config import concurrency, db_router
 from config.errors import TooManyConcurrentUploads, is_api_path, json_error_body, service_error_response
-
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+from config.logs import request_id_var
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 _STATUS_CODES = {
@@ -120,9 +117,3 @@ class CommonMiddleware(DjangoCommonMiddleware):
 
     def should_redirect_with_slash(self, request: HttpRequest) -> bool:
         return not is_api_path(request.path_info) and super().should_redirect_with_slash(request)
-
-
-class RequestIdLogFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True

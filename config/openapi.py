@@ -48,7 +48,7 @@ ERROR_DESCRIPTIONS = {
     413: "Too large, or over the organization's quota.",
     415: "This type of content is not allowed here.",
     416: "The requested range is not satisfiable.",
-    429: "Too many requests.",
+    429: "Too many requests: a rate limit (see the RateLimit-* headers), or too many uploads at once.",
     502: "The remote file could not be fetched.",
     503: "Storage, or the identity provider's keys, unavailable.",
 }
@@ -127,7 +127,7 @@ def _error_statuses(path: str, method: str, operation: dict, item: dict) -> set[
         return set()
     security = operation.get("security", [])
     parameters = [*item.get("parameters", []), *operation.get("parameters", [])]
-    statuses = {503}
+    statuses = {429, 503}  # every route is rate limited (config/ratelimit.py)
     if parameters or "requestBody" in operation:
         statuses.add(400)
     if any(requirement for requirement in security):

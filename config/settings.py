@@ -13,6 +13,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import Env
+from config.http_client import parse_networks
+from config.logs import logging_config
 from config.s3 import s3_storage_options
 
 env = Env()
@@ -54,14 +56,17 @@ INSTALLED_APPS = [
     "quotas",
     "storage_app",
     "media_app",
+    "events",
     "config",
     "backoffice",
 ]
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.telemetry.RequestTelemetryMiddleware",  # request metrics and the access log line
     "config.middleware.PrimaryPinMiddleware",
     "config.middleware.UploadSlotsMiddleware",
+    "config.ratelimit.RateLimitMiddleware",  # anonymous callers per address; RateLimit-* headers
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/: the admin's and /docs' files
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -245,6 +250,25 @@ MEDIA_BODY_GRACE = env.duration("MEDIA_BODY_GRACE", "10s")
 # client address on signed-URL ones; 429 past it. Per gunicorn worker unless REDIS_URL is set. 0: no limit.
 MEDIA_CONCURRENT_UPLOADS_PER_ORG = env.int("MEDIA_CONCURRENT_UPLOADS_PER_ORG", 8)
 MEDIA_CONCURRENT_UPLOADS_PER_IP = env.int("MEDIA_CONCURRENT_UPLOADS_PER_IP", 8)
+# Requests per minute (config/ratelimit.py): per API key and per organization as the plan says
+# (Plan.requests_per_minute, Plan.organization_requests_per_minute), per client address for callers
+# without credentials (signed URLs among them). Counted in Redis when REDIS_URL is set. 0: no limit.
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMIT_ANONYMOUS_PER_MINUTE = env.int("RATE_LIMIT_ANONYMOUS_PER_MINUTE", 600)
+
+# --- Webhooks (events/) -------------------------------------------------------------------
+# Target URLs must resolve to public addresses, or to these CIDRs (default: the remote fetcher's).
+WEBHOOK_ALLOW_NETWORKS = env.list("WEBHOOK_ALLOW_NETWORKS", MEDIA_REMOTE_FETCH_ALLOW_NETWORKS)
+try:
+    parse_networks(WEBHOOK_ALLOW_NETWORKS)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"WEBHOOK_ALLOW_NETWORKS: {_exc}") from None
+WEBHOOK_TIMEOUT = env.duration("WEBHOOK_TIMEOUT", "10s")  # one delivery attempt, connect to answer
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE = env.duration("WEBHOOK_RETRY_BASE", "30s")  # before the 2nd attempt; doubling after
+WEBHOOK_RETRY_MAX = env.duration("WEBHOOK_RETRY_MAX", "6h")
+if WEBHOOK_TIMEOUT <= 0:
+    raise ImproperlyConfigured("WEBHOOK_TIMEOUT must be greater than zero.")
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
@@ -282,6 +306,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    # Requests per minute per API key and organization, from the plan (config/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttles.RateLimits"],
     "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -326,6 +352,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "storage", "description": "The Storage API: files, buckets, objects, usage and quota."},
         {"name": "images", "description": "Compute image storage under `compute/` (service keys only)."},
         {"name": "files", "description": "App-signed URLs (local backend, app-encrypted objects)."},
+        {"name": "webhooks", "description": "Signed event deliveries to the organization's URLs (owners and admins)."},
         {"name": "operations", "description": "Liveness and readiness."},
     ],
 }
@@ -388,17 +415,21 @@ if OIDC_LOGIN_ENABLED:
 # --- end OIDC --------------------------------------------------------------------------
 
 # --- Logging ---------------------------------------------------------------------------
+# plain: one human line per record; json: one JSON object per line (config/logs.py), web, worker and beat.
 LOG_LEVEL = env.choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOG_FORMAT = env.choice("LOG_FORMAT", ("plain", "json"), "plain")
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+
+# --- Metrics ---------------------------------------------------------------------------
+# /metrics (Prometheus text): answered to a bearer METRICS_TOKEN or to clients in METRICS_ALLOW_NETWORKS;
+# with neither set it answers 404. PROMETHEUS_MULTIPROC_DIR (read by prometheus_client itself) adds
+# up every gunicorn and Celery process.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR:  # prometheus_client writes there from the first metric on
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN")
+METRICS_ALLOW_NETWORKS = env.list("METRICS_ALLOW_NETWORKS")
+try:
+    parse_networks(METRICS_ALLOW_NETWORKS)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOW_NETWORKS: {_exc}") from None

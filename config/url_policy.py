@@ -54,6 +54,7 @@ class UrlNotAllowed(InvalidRequest):
 
     code = "url_not_allowed"
     message = "This URL is not allowed."
+    refusal = "ssrf"
 
 
 # --------------------------------------------------------------------------- addresses

@@ -14,12 +14,14 @@ handler500 = "config.exception_handler.handler500"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("files/<path:key>", storage_views.signed_file, name="signed-file"),
     # one prefix, three surfaces: compute images (seed 002), storage (seeds 001/003), usage and quota
     path("api/v1/storage/", include("api.images.urls")),
     path("api/v1/storage/", include("api.storage.urls")),
     path("api/v1/storage/", include("api.quotas.urls")),
     path("v1/media", include("api.media.urls")),
+    path("v1/webhooks", include("api.webhooks.urls")),
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -38,6 +38,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from config.errors import Conflict, InvalidPath, NotFound, TooLarge
 from media_app.models import MediaFile, SourceCleanup
+from media_app.signals import emits_quota_exceeded
 from media_app.storing import (
     EmptyFile, FileOptions, StoreResult, abandon, activate_deduplicated, measure_dimensions, encryption_of, file_facts,
     hash_object, pending_create, plan_category_check, upload_limit,
@@ -71,6 +72,7 @@ class _Source:
     sniffed: Sniffed
 
 
+@emits_quota_exceeded
 def media_ingest(*, organization: Organization, owner, storage_key: str, relocate: bool = True,  # noqa: ANN001
                  options: FileOptions) -> IngestResult:
     """A media file of `owner` with the content of `storage_key`.

@@ -46,12 +46,16 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.models import Organization
+from config import metrics
+from media_app import signals
 from media_app.models import MediaFile, SourceCleanup
+from media_app.signals import emit
 from media_app.services import media_quota_recalculate
-from quotas.services import quota_release, quota_release_reservation
+from quotas.services import quota_limit, quota_release, quota_release_reservation
 from storage_app.backends import MediaStore, ObjectInfo, get_store
 from storage_app.keys import (
     COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, UPLOADS_SEGMENT, organization_prefix, parse_staging_key, validate_key,
@@ -235,6 +239,7 @@ def expire_media(*, dry_run: bool = False, organization: Organization | None = N
         with transaction.atomic():
             expired = [row for row in _lock(due, batch) if _expire_one(row, now)]
             _release_used(expired)
+            _tell(signals.media_deleted, expired, reason="expired")
         result.expired += len(expired)
         result.bytes_released += sum(row.bytes for row in expired)
         organizations.update(row.organization_id for row in expired)
@@ -289,6 +294,7 @@ def purge_media(*, dry_run: bool = False, organization: Organization | None = No
                 result.error(row.pk, error)
                 continue
             result.purged += 1
+            _tell(signals.media_purged, [row])
             if len(result.keys) < REPORT_LIMIT:
                 result.keys.append(row.storage_key)
         _tick(progress, len(batch))
@@ -408,6 +414,7 @@ def expire_uploads(*, dry_run: bool = False, organization: Organization | None =
     for batch in _batches(due, batch_size):
         with transaction.atomic():
             claimed = [row for row in _lock(due, batch) if _claim_upload(row, now)]
+            _tell(signals.upload_expired, claimed)
             for org_id, group in _by_organization(claimed):
                 quota_release_reservation(organization=Organization(pk=org_id),
                                           reserved=sum(row.reserved_bytes for row in group))
@@ -478,6 +485,7 @@ def recalculate_quotas(*, dry_run: bool = False, organization: Organization | No
             result.error(org.slug, exc)
             continue
         result.checked += 1
+        _export_quota(org, drift.after)
         if drift.changed:
             result.changed += 1
             if len(result.drifts) < REPORT_LIMIT:
@@ -485,6 +493,13 @@ def recalculate_quotas(*, dry_run: bool = False, organization: Organization | No
                                       "before": drift.before, "after": drift.after})
         _tick(progress, 1)
     return result
+
+
+def _export_quota(org: Organization, counts: dict[str, int]) -> None:
+    """The per-organization quota gauges: the recount is what the organization stores now."""
+    metrics.QUOTA_USED_BYTES.labels(organization=org.slug).set(counts["used_bytes"])
+    metrics.QUOTA_FILES.labels(organization=org.slug).set(counts["file_count"])
+    metrics.QUOTA_LIMIT_BYTES.labels(organization=org.slug).set(quota_limit(organization=org))
 
 
 def _drift_line(drift: dict) -> str:
@@ -622,6 +637,12 @@ def _batches(rows: QuerySet, size: int) -> Iterator[list]:
 def _lock(rows: QuerySet, batch: list) -> list:
     """The rows of `batch` still matching `rows`, locked; rows another worker holds are skipped."""
     return list(rows.filter(pk__in=batch).order_by("pk").select_for_update(skip_locked=True))
+
+
+def _tell(signal: Signal, rows: list[MediaFile], **fields: str) -> None:
+    """The rows' domain event, sent once the claim commits (media_app/signals.py)."""
+    for row in rows:
+        emit(signal, media_id=row.pk, organization_id=row.organization_id, **fields)
 
 
 def _by_organization(rows: list[MediaFile]) -> Iterable[tuple[int, list[MediaFile]]]:

@@ -24,9 +24,11 @@ from accounts.models import Organization
 from config.errors import (
     Conflict, InvalidRequest, NotFound, QuotaExceeded, ServiceError, TooLarge, UnsupportedMediaType,
 )
+from media_app import signals
 from media_app.fetch import open_remote
 from media_app.models import MediaFile
 from media_app.selectors import media_quota_totals
+from media_app.signals import emit, emits_quota_exceeded
 from media_app.sources import Base64Reader, parse_data_url
 from media_app.storing import (
     EmptyFile, FileOptions, LateFields, StoreResult, abandon, activate, activate_deduplicated,
@@ -57,6 +59,7 @@ class PreparedUpload:
 
 
 # -- storing bytes ------------------------------------------------------------------------
+@emits_quota_exceeded
 def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  # noqa: ANN001
                        options: FileOptions, declared_size: int | None = None,
                        late: Callable[[], LateFields | None] | None = None) -> StoreResult:
@@ -198,6 +201,7 @@ def _activate_saved(store: MediaStore, media: MediaFile, saved: SavedObject, *, 
 
 
 # -- presigned uploads --------------------------------------------------------------------
+@emits_quota_exceeded
 def media_upload_prepare(*, organization: Organization, owner, options: FileOptions,  # noqa: ANN001
                          declared_size: int | None = None) -> PreparedUpload:
     """A pending file with its quota reserved, and URLs a client can upload to directly.
@@ -218,6 +222,7 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
     return PreparedUpload(media=media, upload=upload)
 
 
+@emits_quota_exceeded
 def media_upload_complete(*, media: MediaFile) -> MediaFile:
     """Check, measure and activate an uploaded object; idempotent."""
     if media.status == MediaFile.Status.ACTIVE:
@@ -286,6 +291,7 @@ def media_delete(*, media: MediaFile) -> MediaFile:
         if MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.ACTIVE).update(
                 status=MediaFile.Status.DELETED, deleted_at=now):
             quota_release(organization=media.organization, size=media.bytes)
+            emit(signals.media_deleted, media_id=media.pk, organization_id=media.organization_id, reason="deleted")
         elif MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
                 status=MediaFile.Status.DELETED, deleted_at=now, reserved_bytes=0):
             quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
@@ -340,6 +346,7 @@ def _allowed_retention(media: MediaFile, until: datetime | None) -> datetime | N
     return until
 
 
+@emits_quota_exceeded
 def media_restore(*, media: MediaFile) -> MediaFile:
     """Bring a deleted (not yet purged) file back: its object must still be there and its
     bytes must fit the quota again."""

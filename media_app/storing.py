@@ -26,7 +26,9 @@ from config.errors import (
 )
 from media_app.ids import media_id_new
 from media_app.imaging import image_dimensions
+from media_app import signals
 from media_app.models import MediaFile
+from media_app.signals import emit, emits_quota_exceeded
 from quotas.services import (
     quota_available, quota_charge, quota_release_reservation,
     quota_reserve,
@@ -86,6 +88,7 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
     return (now or timezone.now()) + timedelta(days=days)
 
 
+@emits_quota_exceeded
 def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
                         param: str = "file") -> int:
     """Refuse before reading a body that is already known to be too big; the limit otherwise.
@@ -102,6 +105,7 @@ def check_declared_size(*, organization: Organization, category: Category, decla
     return limit
 
 
+@emits_quota_exceeded
 def check_body_quota(*, organization: Organization, declared: int | None) -> None:
     """A body declared larger than what the quota has left is refused unread (its file cannot fit)."""
     if declared is not None and declared > quota_available(organization=organization):
@@ -213,6 +217,7 @@ def activate(media: MediaFile, *, organization: Organization, facts: dict,
             retain_until=retention_until(organization=organization, now=now), duplicate_of=duplicate_of, **facts)
         if claimed:
             quota_charge(organization=organization, reserved=media.reserved_bytes, size=facts["bytes"])
+            emit(signals.media_created, media_id=media.pk, organization_id=organization.pk)
     media.refresh_from_db()
     if not claimed and media.status != MediaFile.Status.ACTIVE:
         raise Conflict("The upload is no longer pending.", code="upload_not_pending")

@@ -27,7 +27,8 @@ def _run(job: Callable[..., lifecycle.JobResult], organization_id: int | None = 
     if organization_id is not None:
         kwargs["organization"] = Organization.objects.get(pk=organization_id)
     started_at = timezone.now()
-    result = job(**kwargs)
+    with jobs.job_metered(name=job.__name__) as metered:
+        result = metered(job(**kwargs))
     return jobs.job_record(name=result.job, started_at=started_at, result=result.as_dict())
 
 

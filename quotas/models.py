@@ -20,6 +20,10 @@ class Plan(models.Model):
     max_retention_days = models.PositiveIntegerField(null=True, blank=True)
     allow_keep_forever = models.BooleanField(default=False)
     allowed_categories = models.JSONField(default=list, blank=True)
+    # Requests per minute (config/ratelimit.py): per API key (or signed-in user), and for the whole
+    # organization; 0: no limit. Past either: 429 with Retry-After.
+    requests_per_minute = models.PositiveIntegerField(default=600)
+    organization_requests_per_minute = models.PositiveIntegerField(default=3000)
 
     class Meta:
         ordering = ["storage_limit_bytes"]

@@ -135,6 +135,19 @@ def eager_celery():
 
 
 @pytest.fixture(autouse=True)
+def fresh_rate_limits(settings, monkeypatch):
+    """Every test starts with no requests counted (in Redis, under keys of its own). Every anonymous
+    request of the suite comes from 127.0.0.1, so the per-address limit is off unless a test sets one."""
+    from config import ratelimit
+    from config.ratelimit import LocalWindows, windows
+
+    settings.RATE_LIMIT_ANONYMOUS_PER_MINUTE = 0
+    monkeypatch.setattr(ratelimit, "NAMESPACE", f"rate-{uuid.uuid4().hex}")
+    if isinstance(windows(), LocalWindows):
+        windows().clear()
+
+
+@pytest.fixture(autouse=True)
 def isolated_storage(request, settings, tmp_path):
     """Every test gets its own storage: a temp folder, or a fresh bucket when
     MEDIASTORE_TEST_BACKEND=s3 (CI runs the API suite that way too)."""

@@ -1,13 +1,19 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness and readiness for load balancers and orchestrators; Prometheus metrics for monitoring."""
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+
+from config.errors import NotAuthenticated, NotFound, PermissionDenied, service_error_response
+from config.http_client import parse_networks
+from config.metrics import exposition
 
 logger = logging.getLogger("mediastore.health")
 
@@ -60,3 +66,33 @@ def readyz(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"status": "unavailable", "checks": results,
                              "error": {"message": message, "type": "api_error", "code": code}}, status=503)
     return JsonResponse({"status": "ok", "checks": results})
+
+
+def _metrics_allowed(request: HttpRequest) -> bool:
+    """A bearer METRICS_TOKEN (compared in constant time) or a client address in METRICS_ALLOW_NETWORKS."""
+    token = settings.METRICS_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    address = _address(request.META.get("REMOTE_ADDR", ""))
+    return address is not None and any(address in net for net in parse_networks(settings.METRICS_ALLOW_NETWORKS))
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+@csrf_exempt
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of every process (config/metrics.py), to the token or the allowed networks only."""
+    if not settings.METRICS_TOKEN and not settings.METRICS_ALLOW_NETWORKS:
+        return service_error_response(NotFound("Metrics are not enabled (set METRICS_TOKEN or METRICS_ALLOW_NETWORKS)."))
+    if not _metrics_allowed(request):
+        error = NotAuthenticated() if settings.METRICS_TOKEN else PermissionDenied()
+        return service_error_response(error)
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import ServiceKeyOnly
 from accounts.principal import principal_for
-from accounts.throttles import ConcurrentUploads
+from accounts.throttles import ConcurrentUploads, RateLimits
 from config.api import refuse_unknown, validated
 from config.errors import InvalidRequest, TooLarge
 from api.images import schema
@@ -74,7 +74,7 @@ class ImageListView(_ImagesView):
 class ImageView(_ImagesView):
     """GET, HEAD, POST and DELETE of one path. `path` is checked before anything else happens."""
 
-    throttle_classes = [ConcurrentUploads]  # counts the POSTs (saves) only
+    throttle_classes = [RateLimits, ConcurrentUploads]  # counts the POSTs (saves) only
 
     @schema.image_get
     def get(self, request: Request, path: str):  # noqa: ANN201 - a redirect or a stream

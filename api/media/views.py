@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import ServiceKeyOnly
 from accounts.principal import Principal, principal_for
-from accounts.throttles import ConcurrentUploads
+from accounts.throttles import ConcurrentUploads, RateLimits
 from accounts.services import user_get_in_organization
 from config.api import refuse_unknown, validated
 from config.parsers import JSONParser
@@ -99,7 +99,7 @@ class UploadView(APIView):
     """`POST /v1/media/upload`: multipart bytes, or JSON `{name, mime}` for a presigned upload."""
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
-    throttle_classes = [ConcurrentUploads]
+    throttle_classes = [RateLimits, ConcurrentUploads]
 
     @schema.media_upload
     def post(self, request: Request) -> Response:

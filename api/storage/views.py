@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.principal import Principal, principal_for
-from accounts.throttles import ConcurrentUploads
+from accounts.throttles import ConcurrentUploads, RateLimits
 from config.api import refuse_unknown, validated
 from config.errors import InvalidRequest, NotFound, PermissionDenied
 from media_app.links import MediaLinks
@@ -87,7 +87,7 @@ class FileListView(APIView):
 
 
 class UploadView(APIView):
-    throttle_classes = [ConcurrentUploads]
+    throttle_classes = [RateLimits, ConcurrentUploads]
 
     @schema.storage_upload
     def post(self, request: Request) -> Response:

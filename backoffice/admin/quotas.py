@@ -13,7 +13,7 @@ from quotas.services import quota_limit
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "storage", "max_file", "retention_days", "max_retention_days",
-                    "allow_keep_forever"]
+                    "allow_keep_forever", "requests_per_minute", "organization_requests_per_minute"]
     search_fields = ["slug", "name"]
 
     @admin.display(description="storage limit", ordering="storage_limit_bytes")

@@ -14,6 +14,7 @@ from django.core.files.storage import storages
 from django.utils.module_loading import import_string
 
 from storage_app import crypto
+from storage_app.metered import meter
 from storage_app.backends.base import (
     MediaStore, ObjectInfo, ObjectStat, SavedObject, SignedUpload, content_disposition,
 )
@@ -55,7 +56,7 @@ def get_store() -> MediaStore:
             keyring = crypto.Keyring.parse(settings.MEDIA_MASTER_KEYS) if settings.MEDIA_MASTER_KEYS else None
             cls = backend_class(settings.MEDIA_STORAGE_BACKEND)
             # The storage is kept beside its store so its id, part of the key, is never reused meanwhile.
-            cached = (storage, cls(storage, encryption=settings.MEDIA_ENCRYPTION, keyring=keyring))
+            cached = (storage, meter(cls(storage, encryption=settings.MEDIA_ENCRYPTION, keyring=keyring)))
             _cache.clear()
             _cache[cache_key] = cached
     return cached[1]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("config", "accounts", "quotas", "storage_app", "media_app", "api", "backoffice")
+PACKAGES = ("config", "accounts", "quotas", "storage_app", "media_app", "events", "api", "backoffice")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -40,4 +40,19 @@ def test_a_surface_importing_another_breaks_their_independence(tmp_path):
     (root / "api" / "media" / "planted.py").write_text("from api.storage import views  # noqa: F401\n")
     done = _lint(root)
     assert done.returncode != 0
+    assert "Surfaces never import each other's helpers BROKEN" in done.stdout
+
+
+def test_media_app_never_imports_the_events_above_it(tmp_path):
+    root = _copy(tmp_path)
+    (root / "media_app" / "planted.py").write_text("from events.models import WebhookEndpoint  # noqa: F401\n")
+    done = _lint(root)
+    assert done.returncode != 0
+    assert "media_app is not allowed to import events" in done.stdout
+
+
+def test_the_webhooks_surface_is_independent_of_the_others(tmp_path):
+    root = _copy(tmp_path)
+    (root / "api" / "webhooks" / "planted.py").write_text("from api.media import views  # noqa: F401\n")
+    done = _lint(root)
     assert "Surfaces never import each other's helpers BROKEN" in done.stdout

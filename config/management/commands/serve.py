@@ -56,7 +56,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, interrupted)
         signal.signal(signal.SIGTERM, interrupted)
         # Own process groups: the terminal's Ctrl-C reaches this command only, which stops each child once.
-        processes = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, process_group=0)
+        env = _metrics_environment()
+        processes = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env, process_group=0)
                      for name, cmd in commands.items()}
         self.stderr.write(f"Starting on http://{bind} with {', '.join(processes)}; Ctrl-C stops.")
         dead = self._run(processes, bind, state)
@@ -109,6 +110,16 @@ class Command(BaseCommand):
         self.stderr.write(message)
         self.stderr.flush()
         sys.exit(1)
+
+
+def _metrics_environment() -> dict[str, str]:
+    """The three processes share one PROMETHEUS_MULTIPROC_DIR (default var/prometheus), emptied here
+    first: this command starts every process that writes to it, so no file in it is still live."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.VAR_DIR / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
 def port_of(bind: str) -> str:
