@@ -88,18 +88,27 @@ def _identity(media: MediaFile, transform: Transform) -> dict:
 # -- bounds ----------------------------------------------------------------------------------
 def check_source_pixels(media: MediaFile, store: MediaStore) -> None:
     """Refuse a decompression bomb from its dimensions: the row's, else the stored header's."""
+    limit = settings.MEDIA_TRANSFORM_MAX_PIXELS
     width, height = media.width, media.height
     if not (width and height):
-        head = b"".join(store.open_range(media.object_key, 0, min(media.bytes, HEADER_BYTES) - 1,
-                                         encrypted=_encrypted(media), plain_size=media.bytes))
-        size = image_dimensions(head, media.mime, max_pixels=2 ** 62, complete=len(head) == media.bytes)
-        if size is None:
-            raise InvalidRequest("The image's dimensions cannot be read from its header.", code="invalid_image")
-        width, height = size
-    limit = settings.MEDIA_TRANSFORM_MAX_PIXELS
+        width, height = _header_dimensions(media, store, limit)
     if width * height > limit:
         raise SourceTooLarge(f"The image is {width}x{height} ({width * height:,} pixels); "
                              f"at most {limit:,} pixels can be transformed.")
+
+
+def _header_dimensions(media: MediaFile, store: MediaStore, limit: int) -> tuple[int, int]:
+    head = b"".join(store.open_range(media.object_key, 0, min(media.bytes, HEADER_BYTES) - 1,
+                                     encrypted=_encrypted(media), plain_size=media.bytes))
+    try:
+        size = image_dimensions(head, media.mime, max_pixels=limit, complete=len(head) == media.bytes)
+    except InvalidRequest as exc:
+        if exc.code == "image_too_large":
+            raise SourceTooLarge(f"The image has more than {limit:,} pixels, the most that can be transformed.") from exc
+        raise
+    if size is None:
+        raise InvalidRequest("The image's dimensions cannot be read from its header.", code="invalid_image")
+    return size
 
 
 _slots_lock = threading.Lock()

@@ -10,6 +10,7 @@ The caller has already refused sources over MEDIA_TRANSFORM_MAX_PIXELS from thei
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pyvips
@@ -19,6 +20,8 @@ from media_app.transforms import Transform
 
 # Variants are rendered once and stored: libvips' operation cache would only hold decoded images.
 pyvips.cache_set_max(0)
+# libvips narrates every operation at INFO: only its warnings belong in our logs.
+logging.getLogger("pyvips").setLevel(logging.WARNING)
 
 UNBOUNDED = 10_000_000  # a side that never binds: `thumbnail` scales to the other one
 WHITE = [255, 255, 255]

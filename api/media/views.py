@@ -5,6 +5,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -36,6 +37,16 @@ from storage_app.http import ObjectView, serve_object
 from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
 LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
+
+
+class _Settings:
+    URL_FORMAT_OVERRIDE = None
+
+
+class FormatIsATransform(DefaultContentNegotiation):
+    """On the Media API, `?format=webp` names an image variant's format, not a DRF renderer."""
+
+    settings = _Settings
 
 
 def owner_for(principal: Principal, user_id: str | None):  # noqa: ANN201
@@ -76,6 +87,7 @@ def stored_response(request: Request, result: StoreResult) -> Response:
 class MediaCollectionView(APIView):
     """`POST /v1/media` from a remote URL or a data URL; `GET /v1/media` lists."""
 
+    content_negotiation_class = FormatIsATransform
     parser_classes = [JSONParser]
 
     @schema.media_list
@@ -187,6 +199,7 @@ def completed_if_arrived(media: MediaFile) -> MediaFile:
 
 
 class MediaDetailView(APIView):
+    content_negotiation_class = FormatIsATransform
     parser_classes = [JSONParser]
 
     @schema.media_retrieve
@@ -218,6 +231,8 @@ class MediaDetailView(APIView):
 
 
 class PresignView(APIView):
+    content_negotiation_class = FormatIsATransform
+
     @schema.media_presign
     def get(self, request: Request, media_id: str) -> Response:
         ttl = s.presign_ttl(validated(s.PresignQuery, request.query_params).get("ttl"))
@@ -235,6 +250,7 @@ class PresignView(APIView):
 
 
 class ResolveView(APIView):
+    content_negotiation_class = FormatIsATransform
     parser_classes = [JSONParser]
 
     @schema.media_resolve
@@ -256,6 +272,7 @@ class ResolveView(APIView):
 class ContentView(APIView):
     """The bytes: streamed with Range/ETag, or a redirect to the CDN or a signed URL."""
 
+    content_negotiation_class = FormatIsATransform
     permission_classes = [AllowAny]
 
     @schema.media_content
