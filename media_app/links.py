@@ -85,8 +85,12 @@ class MediaLinks:
         if variant is not None and self.store.serves_presigned_downloads(encrypted=variant_encrypted(variant)):
             url = self.store.signed_download_url(variant.storage_key, ttl, content_type=variant.mime)
         else:
-            url = signing.signed_url(signing.make_grant("get", media.object_key, ttl, transform=self.transform.name))
+            url = self.app_signed_variant_url(media, ttl)
         return url, self.now + timedelta(seconds=ttl)
+
+    def app_signed_variant_url(self, media: MediaFile, ttl: int) -> str:
+        """The app's own URL of the variant (rendered on first fetch), without looking the variant up."""
+        return signing.signed_url(signing.make_grant("get", media.object_key, ttl, transform=self.transform.name))
 
     def _known_variant(self, media: MediaFile) -> MediaVariant | None:
         ready = self._ready if self._ready is not None else ready_variants([media], self.transform)
