@@ -73,6 +73,9 @@ def allowed_sizes() -> tuple[int, ...]:
 
 
 def wants_transform(query: Mapping[str, str]) -> bool:
+    """Any transform parameter; `format` only when it names an image format (`?format=json` is DRF's)."""
+    if query.get("format") in ("json", "api"):
+        return any(name in query for name in PARAMS if name != "format")
     return any(name in query for name in PARAMS)
 
 

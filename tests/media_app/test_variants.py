@@ -242,6 +242,11 @@ def test_a_list_without_parameters_has_no_variants(alice, photo):
     assert "variant" not in alice.client.get("/v1/media").json()["data"][0]
 
 
+def test_format_json_alone_is_not_a_transform(alice, photo):
+    response = alice.client.get("/v1/media?format=json")
+    assert response.status_code == 200 and "variant" not in response.json()["data"][0]
+
+
 def test_resolve_returns_variant_urls(alice, photo, client):
     response = alice.client.post("/v1/media/resolve?width=64&format=png", {"ids": [photo["id"]]}, format="json")
     item = response.json()["media"][0]
