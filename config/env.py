@@ -103,6 +103,17 @@ class Env:
             return list(default)
         return [item.strip() for item in found[1].split(",") if item.strip()]
 
+    def int_list(self, name: str, default: Sequence[int], aliases: Sequence[str] = ()) -> list[int]:
+        """Positive whole numbers, comma-separated (`64,128,256`), answered sorted and without repeats."""
+        found = self.raw(name, aliases)
+        if not found:
+            return sorted(set(default))
+        key, value = found
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not items or not all(item.isdigit() and int(item) > 0 for item in items):
+            raise ImproperlyConfigured(f"{key}={value!r} is not a comma-separated list of positive whole numbers.")
+        return sorted({int(item) for item in items})
+
 
 def parse_duration(value: str) -> float | None:
     value = value.strip().lower()

@@ -243,6 +243,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = _DATA_URL_CHARS + _DATA_URL_CHARS // 64 * 4 + 1024
 # Slow request bodies (config/bodyguard.py; README "Limits"): a body read that receives nothing for
 # the idle timeout fails, and after the grace period the body must arrive at the minimum rate (bytes
 # per second, on average since the request began). Either answers 408. 0 turns a limit off.
+# Image variants (media_app/derivatives.py): the only sizes rendered (others round up to the next),
+# the largest source decoded, and renders at once per process (each holds a decoded image).
+MEDIA_TRANSFORM_WIDTHS = env.int_list("MEDIA_TRANSFORM_WIDTHS", (64, 128, 256, 512, 1024, 2048))
+MEDIA_TRANSFORM_MAX_PIXELS = env.int("MEDIA_TRANSFORM_MAX_PIXELS", 50_000_000, minimum=1)
+MEDIA_TRANSFORM_CONCURRENCY = env.int("MEDIA_TRANSFORM_CONCURRENCY", 2, minimum=1)
 MEDIA_BODY_IDLE_TIMEOUT = env.duration("MEDIA_BODY_IDLE_TIMEOUT", "30s")
 MEDIA_BODY_MIN_RATE = env.int("MEDIA_BODY_MIN_RATE", 1024)
 MEDIA_BODY_GRACE = env.duration("MEDIA_BODY_GRACE", "10s")

@@ -4,7 +4,8 @@ Each job is one keyword-only function, called by its Celery task (`media_app.tas
 beat schedule in `config/settings.py`) and by its `manage.py` command alike:
 
     expire_media        active files past `retain_until` become `deleted` (quota released)
-    purge_media         `deleted` files past MEDIA_PURGE_GRACE lose their object, then become `purged`
+    purge_media         `deleted` files past MEDIA_PURGE_GRACE lose their object, then become `purged`;
+                        the image variants of content no file holds any more go with it
     cleanup_sources     ingested `compute/` sources are deleted after their delay, with backoff
     expire_uploads      `pending` files past their upload window: reservation released, object deleted;
                         staged upload bytes whose upload is over are deleted
@@ -52,13 +53,15 @@ from django.utils import timezone
 from accounts.models import Organization
 from config import metrics
 from media_app import signals
+from media_app.derivatives import media_variants_purge, variant_keys_kept
 from media_app.models import MediaFile, SourceCleanup
 from media_app.signals import emit
 from media_app.services import media_quota_recalculate
 from quotas.services import quota_limit, quota_release, quota_release_reservation
 from storage_app.backends import MediaStore, ObjectInfo, get_store
 from storage_app.keys import (
-    COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, UPLOADS_SEGMENT, organization_prefix, parse_staging_key, validate_key,
+    COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, UPLOADS_SEGMENT, is_variant_key, organization_prefix, parse_staging_key,
+    validate_key,
 )
 
 logger = logging.getLogger("mediastore.lifecycle")
@@ -294,6 +297,7 @@ def purge_media(*, dry_run: bool = False, organization: Organization | None = No
                 result.error(row.pk, error)
                 continue
             result.purged += 1
+            _purge_variants(store, row, result)
             _tell(signals.media_purged, [row])
             if len(result.keys) < REPORT_LIMIT:
                 result.keys.append(row.storage_key)
@@ -326,6 +330,15 @@ def _delete_own_object(store: MediaStore, row: MediaFile) -> Exception | None:
     if row.storage_error:
         MediaFile.objects.filter(pk=row.pk).update(storage_error="")
     return None
+
+
+def _purge_variants(store: MediaStore, row: MediaFile, result: PurgeResult) -> None:
+    """The variants go with the last file of their content; a failure is reported, and
+    reconcile_storage finds any object left behind."""
+    try:
+        media_variants_purge(organization_id=row.organization_id, sha256=row.sha256, store=store)
+    except Exception as exc:  # noqa: BLE001 - the file itself is purged
+        result.error(f"{row.pk} variants", exc)
 
 
 # -- 3. deferred source cleanup -----------------------------------------------------------
@@ -517,7 +530,8 @@ def reconcile_storage(*, dry_run: bool = False, fix: bool = False, organization:
     Stray: an object older than `grace` (MEDIA_RECONCILE_GRACE) that no row keeps, that is no
     pending, active or deleted (not yet purged) row's own `storage_key` (an alias's own key is
     not kept: its object went at completion); and, whatever its age, a staged upload whose row
-    is not pending (its row was made before its URL). Reported; deleted with `fix`.
+    is not pending (its row was made before its URL). Reported; deleted with `fix`. An image
+    variant (`organizations/{org}/variants/...`) is kept by its `MediaVariant` row.
     Missing: an active row whose `object_key` is absent (checked again before marking).
     Reported and marked with `object_missing_at`; a marked row whose object is back is cleared.
     Partial: what a write that never finished left (a crashed worker's temp file, an S3
@@ -571,6 +585,7 @@ def _reconcile_objects(store: MediaStore, infos: list[ObjectInfo], *, cutoff: da
     kept = set(MediaFile.objects.filter(
         storage_key__in=[info.key for info in infos], duplicate_of__isnull=True,
         status__in=(Status.PENDING, Status.ACTIVE, Status.DELETED)).values_list("storage_key", flat=True))
+    kept.update(variant_keys_kept([info.key for info in infos if is_variant_key(info.key)]))
     staged = [info.key for info in infos if parse_staging_key(info.key) is not None]
     stale = set(_stale_staged(staged))
     kept.update(key for key in staged if key not in stale)

@@ -137,3 +137,39 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MediaVariant(models.Model):
+    """A rendered transform of an original's bytes (media_app.derivatives).
+
+    One per organization, original SHA-256 and normalised transform: the unique constraint is
+    the claim, so of two first requests only one inserts the row and renders; the other waits
+    for it to be `ready`. Not a file: no quota file count, its bytes reported on their own.
+    """
+
+    class Status(models.TextChoices):
+        RENDERING = "rendering"
+        READY = "ready"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.PROTECT, related_name="media_variants")
+    sha256 = models.CharField(max_length=64)
+    transform = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=1024, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RENDERING)
+    mime = models.CharField(max_length=127, blank=True, default="")
+    bytes = models.BigIntegerField(default=0)
+    variant_sha256 = models.CharField(max_length=64, blank=True, default="")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    encryption = models.CharField(max_length=5, choices=MediaFile.Encryption.choices,
+                                  default=MediaFile.Encryption.NONE)
+    claimed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sha256", "transform"], name="media_variant_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.storage_key

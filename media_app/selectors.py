@@ -7,7 +7,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import Organization
 from accounts.principal import Principal
 from config.errors import NotFound
-from media_app.models import MediaFile
+from media_app.models import MediaFile, MediaVariant
 
 LIVE = (MediaFile.Status.ACTIVE,)
 
@@ -112,3 +112,10 @@ def media_quota_totals(*, organization: Organization) -> dict[str, int]:
         reserved=Coalesce(Sum("reserved_bytes", filter=Q(status=MediaFile.Status.PENDING)), 0),
     )
     return {"used_bytes": totals["used"], "reserved_bytes": totals["reserved"], "file_count": totals["files"]}
+
+
+def media_variant_usage(*, organization: Organization) -> dict[str, int]:
+    """Bytes and count of an organization's stored variants: reported apart from its files."""
+    totals = MediaVariant.objects.filter(organization=organization, status=MediaVariant.Status.READY).aggregate(
+        bytes=Sum("bytes"), count=Count("id"))
+    return {"variant_bytes": totals["bytes"] or 0, "variant_count": totals["count"]}

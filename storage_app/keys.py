@@ -3,6 +3,8 @@
 User files: `organizations/{org_id}/files/{user_id}/{name}_{YYYYMMDD_HHMMSS}_{uuid8}.{ext}`.
 Presigned uploads land first under `organizations/{org_id}/uploads/{media_id}` (their staging
 key); completion moves them to the file's key, so no upload URL can ever write a live file.
+Image variants (thumbnails, transforms): `organizations/{org_id}/variants/{sha256}/{transform}.{ext}`,
+one folder per original's content, so purging an original removes its folder.
 Compute images: `compute/{org_id}/{path}`, one namespace per organization; clients name them
 by `{path}` alone (`compute/{path}` when ingesting).
 """
@@ -21,11 +23,14 @@ MAX_NAME_STEM = 80
 COMPUTE_PREFIX = "compute/"
 ORGANIZATIONS_PREFIX = "organizations/"
 UPLOADS_SEGMENT = "uploads"
+VARIANTS_SEGMENT = "variants"
 
 # ASCII only: letters, digits and a few punctuation marks that need no escaping anywhere.
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_\-~+=@,][A-Za-z0-9._\-~+=@,]*$")
 _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _EXT = re.compile(r"^[a-z0-9]{1,10}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_VARIANT = re.compile(r"^organizations/[0-9]{1,18}/variants/[0-9a-f]{64}/[^/]+$")
 _STAGING = re.compile(r"^organizations/(?P<org>[0-9]{1,18})/uploads/(?P<media>[A-Za-z0-9_-]{1,64})$")
 
 
@@ -86,6 +91,22 @@ def parse_staging_key(key: str) -> tuple[int, str] | None:
     """(org_id, media_id) of a staging key; None for any other key."""
     match = _STAGING.match(key)
     return (int(match["org"]), match["media"]) if match else None
+
+
+def variant_prefix(org_id: int, sha256: str) -> str:
+    """The folder of every variant of one original's content in an organization."""
+    if not _SHA256.match(sha256):
+        raise InvalidPath("A variant needs the original's SHA-256.", param="sha256")
+    return f"{organization_prefix(org_id)}{VARIANTS_SEGMENT}/{sha256}/"
+
+
+def variant_key(*, org_id: int, sha256: str, name: str, ext: str) -> str:
+    """A variant's key: its original's content and its normalised transform name."""
+    return validate_key(f"{variant_prefix(org_id, sha256)}{name}.{safe_extension(ext)}")
+
+
+def is_variant_key(key: str) -> bool:
+    return bool(_VARIANT.match(key))
 
 
 def safe_stem(original_name: str) -> str:

@@ -1,8 +1,9 @@
 """HMAC-signed app URLs for the local backend and for app-encrypted objects.
 
 A URL is `{MEDIA_LOCAL_STORAGE_BASE_URL}/{key}?op=get&exp=...&sig=...`, optionally with
-`ct` (content type) and `len` (maximum bytes) for uploads and `dl` (download file name).
-The signature covers every one of them, so a changed path, expiry or limit answers 403.
+`ct` (content type) and `len` (maximum bytes) for uploads, `dl` (download file name) and `tf`
+(an image transform, opaque here: media_app.transforms names it). The signature covers every
+one of them, so a changed path, expiry, limit or transform answers 403.
 """
 from __future__ import annotations
 
@@ -28,13 +29,15 @@ class SignedGrant:
     content_type: str = ""
     max_bytes: int | None = None
     filename: str = ""
+    transform: str = ""
 
 
 def _signature(grant: SignedGrant) -> str:
-    message = "\n".join([
-        grant.op, grant.key, str(grant.expires), grant.content_type,
-        "" if grant.max_bytes is None else str(grant.max_bytes), grant.filename,
-    ])
+    parts = [grant.op, grant.key, str(grant.expires), grant.content_type,
+             "" if grant.max_bytes is None else str(grant.max_bytes), grant.filename]
+    if grant.transform:  # appended only when present: URLs signed before transforms stay valid
+        parts.append(f"tf={grant.transform}")
+    message = "\n".join(parts)
     return salted_hmac(_SALT, message, algorithm="sha256").hexdigest()
 
 
@@ -46,6 +49,8 @@ def grant_params(grant: SignedGrant) -> dict[str, str]:
         params["len"] = str(grant.max_bytes)
     if grant.filename:
         params["dl"] = grant.filename
+    if grant.transform:
+        params["tf"] = grant.transform
     params["sig"] = _signature(grant)
     return params
 
@@ -69,7 +74,7 @@ def verify(op: str, key: str, params: Mapping[str, str], *, now: float | None = 
         grant = SignedGrant(
             op=params.get("op", ""), key=key, expires=int(params.get("exp", "")),
             content_type=params.get("ct", ""), max_bytes=int(max_bytes) if max_bytes is not None else None,
-            filename=params.get("dl", ""),
+            filename=params.get("dl", ""), transform=params.get("tf", ""),
         )
     except (TypeError, ValueError):
         raise SignatureInvalid() from None

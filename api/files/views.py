@@ -11,7 +11,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from config.errors import InvalidRequest, NotFound, ServiceError, TooLarge, UnsupportedMediaType, service_error_response
+from media_app.derivatives import media_live_for_object, media_variant_get, variant_cache_control, variant_object
 from media_app.grants import media_object_live, media_upload_claim, media_upload_release
+from media_app.transforms import transform_from_name
 from storage_app import signing
 from storage_app.backends import get_store
 from storage_app.http import ObjectView, serve_object
@@ -42,6 +44,8 @@ def signed_file(request: HttpRequest, key: str) -> HttpResponse:
 
 def _download(request: HttpRequest, key: str) -> HttpResponse:
     grant = signing.verify("get", key, request.GET)
+    if grant.transform:
+        return _download_variant(request, key, grant.transform)
     # A user file's URL outlives its deletion; its row decides (compute images have none).
     if key.startswith(ORGANIZATIONS_PREFIX) and not media_object_live(key=key):
         raise NotFound("The file does not exist.")
@@ -51,6 +55,15 @@ def _download(request: HttpRequest, key: str) -> HttpResponse:
     mime = grant.content_type or _sniff_stored(store, key, size, encrypted)
     obj = ObjectView(key=key, size=size, mime=mime, encrypted=encrypted, filename=grant.filename)
     return serve_object(request, store, obj, head=request.method == "HEAD")
+
+
+def _download_variant(request: HttpRequest, key: str, name: str) -> HttpResponse:
+    """An image variant of a live file, the transform fixed by the signature; rendered if it is the first fetch."""
+    media = media_live_for_object(key=key)
+    variant = media_variant_get(media=media, transform=transform_from_name(name))
+    response = serve_object(request, get_store(), variant_object(variant, media), head=request.method == "HEAD")
+    response["Cache-Control"] = variant_cache_control(media)
+    return response
 
 
 def _sniff_stored(store, key: str, size: int, encrypted: bool) -> str:  # noqa: ANN001

@@ -29,11 +29,35 @@ MEDIA_ID = OpenApiParameter("media_id", str, OpenApiParameter.PATH,
                             examples=[OpenApiExample("Media id", value=EXAMPLE_ID)])
 
 
+TRANSFORM = [
+    OpenApiParameter("width", {"type": "integer", "minimum": 1}, description=(
+        "An image variant's width: rounded up to the next of `MEDIA_TRANSFORM_WIDTHS` "
+        "(default 64, 128, 256, 512, 1024, 2048); never larger than the original.")),
+    OpenApiParameter("height", {"type": "integer", "minimum": 1}, description="The variant's height, as `width`."),
+    OpenApiParameter("fit", str, enum=["inside", "cover", "contain"], default="inside", description=(
+        "`inside`: fit in the box; `cover`: fill it, cropping the centre; `contain`: fit, padded to the box.")),
+    OpenApiParameter("format", str, enum=["auto", "webp", "avif", "jpeg", "png"], default="auto",
+                     description="`auto`: AVIF or WebP when `Accept` lists them, else JPEG or WebP."),
+    OpenApiParameter("quality", {"type": "integer", "minimum": 1, "maximum": 100}, default=80,
+                     description="Lossy formats; in steps of 10."),
+]
+
+
 def _nullable_str(**kwargs) -> serializers.CharField:  # noqa: ANN003
     return serializers.CharField(allow_null=True, **kwargs)
 
 
 # -- output shapes (class names are the component names) -----------------------------------------
+class Variant(serializers.Serializer):
+    """An image variant (`MediaLinks.variant`): rendered on first fetch of either URL."""
+
+    url = serializers.CharField(help_text="`/v1/media/{id}/content` with the normalised transform.")
+    presigned_url = serializers.CharField(help_text="A signed URL; the transform is inside its signature.")
+    expires_at = serializers.DateTimeField()
+    mime = serializers.CharField()
+    transform = serializers.DictField(child=serializers.CharField(), help_text="The normalised parameters.")
+
+
 class Media(serializers.Serializer):
     """A media object (`MediaOutput.media`)."""
 
@@ -65,6 +89,8 @@ class Media(serializers.Serializer):
     url = serializers.CharField(help_text="The stable address: the CDN for public files, else `/v1/media/{id}/content`.")
     presigned_url = _nullable_str(help_text="A fresh download URL; null while the upload is pending.")
     expires_at = serializers.DateTimeField(allow_null=True, help_text="When `presigned_url` expires.")
+    variant = Variant(required=False, allow_null=True, help_text=(
+        "Only with transform parameters: the image variant's URLs; null for a file that is not a raster image."))
 
 
 class StoredMedia(Media):
@@ -128,12 +154,15 @@ class Presign(serializers.Serializer):
     id = serializers.CharField()
     url = serializers.CharField()
     expires_in = serializers.IntegerField(help_text="Seconds.")
+    transform = serializers.DictField(child=serializers.CharField(), required=False,
+                                      help_text="With transform parameters: the normalised transform signed.")
 
 
 class ResolvedMedia(serializers.Serializer):
     id = serializers.CharField()
     presigned_url = _nullable_str()
     expires_at = serializers.DateTimeField(allow_null=True)
+    variant = Variant(required=False, allow_null=True, help_text="Only with transform parameters.")
 
 
 class Resolve(serializers.Serializer):
@@ -208,6 +237,7 @@ media_list = extend_schema(
                          default="me", examples=[OpenApiExample("Your files", value="me")]),
         OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100}, default=20,
                          examples=[OpenApiExample("Ten", value=10)]),
+        *TRANSFORM,
     ],
     responses={200: MediaList, **errors(404)},
     examples=[_response("GET /v1/media?user=me&limit=10", {
@@ -270,7 +300,9 @@ media_prepare_upload = extend_schema(
 
 media_resolve = extend_schema(
     operation_id="media_resolve", summary="Resolve media ids to presigned URLs",
-    description="At most 100 ids, in one query. Unknown ids, and ids that are not yours, are listed in `not_found`.",
+    description="At most 100 ids, in one query. Unknown ids, and ids that are not yours, are listed in `not_found`. "
+                "Transform parameters in the query string add each image's `variant`.",
+    parameters=TRANSFORM,
     request=s.ResolveInput,
     responses={200: Resolve},
     examples=[
@@ -283,9 +315,9 @@ media_resolve = extend_schema(
 media_retrieve = extend_schema(
     operation_id="media_retrieve", summary="Get a media file",
     description="The media object with a fresh `presigned_url`; a pending upload whose object has arrived is "
-                "completed first.",
-    parameters=[MEDIA_ID],
-    responses={200: Media},
+                "completed first. Transform parameters add the image variant's URLs (`variant`).",
+    parameters=[MEDIA_ID, *TRANSFORM],
+    responses={200: Media, **errors(415)},
     examples=[_response("Active", MEDIA_EXAMPLE)],
 )
 
@@ -317,8 +349,9 @@ media_destroy = extend_schema(
 
 media_presign = extend_schema(
     operation_id="media_presign", summary="A presigned download URL",
-    parameters=[MEDIA_ID, s.PresignQuery],
-    responses={200: Presign, **errors(409)},
+    description="With transform parameters, the image variant is rendered (once) and its URL signed.",
+    parameters=[MEDIA_ID, s.PresignQuery, *TRANSFORM],
+    responses={200: Presign, **errors(409, 413, 415, 503)},
     examples=[_response("Presigned", {"id": EXAMPLE_ID, "url": MEDIA_EXAMPLE["presigned_url"], "expires_in": 300})],
 )
 
@@ -335,7 +368,8 @@ _CONTENT_RESPONSE_HEADERS = [
 ]
 _CONTENT_DESCRIPTION = (
     "The bytes, streamed with `Range` and `ETag`, or a 302 to the CDN or a presigned URL. Public files need no "
-    "credentials; private ones are answered only to their owner (404 to anyone else).")
+    "credentials; private ones are answered only to their owner (404 to anyone else). Transform parameters "
+    "answer an image variant, rendered on the first request and stored.")
 
 
 def _content(method: str, *, body: bool) -> Callable:
@@ -345,13 +379,13 @@ def _content(method: str, *, body: bool) -> Callable:
     return extend_schema(
         operation_id=f"media_content{'' if body else '_head'}", summary=f"{method} the bytes",
         description=_CONTENT_DESCRIPTION,
-        parameters=[MEDIA_ID, *_CONTENT_REQUEST_HEADERS, *_CONTENT_RESPONSE_HEADERS],
+        parameters=[MEDIA_ID, *TRANSFORM, *_CONTENT_REQUEST_HEADERS, *_CONTENT_RESPONSE_HEADERS],
         responses={
             ok: OpenApiResponse(bytes_, description="The whole file."),
             partial: OpenApiResponse(bytes_, description="The requested range."),
             302: OpenApiResponse(description="Served elsewhere: see `Location`."),
             304: OpenApiResponse(description="Not modified (`If-None-Match`)."),
-            **errors(409, 416),
+            **errors(409, 413, 415, 416, 503),
         },
     )
 

@@ -218,6 +218,8 @@ class MediaOutput:
         }
         if deduped is not None:
             body["deduped"] = deduped
+        if self.links.transform is not None:
+            body["variant"] = self.links.variant(media)
         return body
 
 

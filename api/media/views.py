@@ -5,6 +5,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -20,10 +21,13 @@ from config.parsers import JSONParser
 from config.errors import NotFound, PermissionDenied
 from api.media import schema
 from api.media import serializers as s
+from media_app.derivatives import media_variant_get, variant_cache_control, variant_encrypted, variant_object
 from media_app.ingest import media_ingest
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
+from media_app.transforms import PARAMS as TRANSFORM_PARAMS
+from media_app.transforms import Transform, require_transformable, transform_parse
 from media_app.services import (
     FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_body_quota, media_delete,
     media_store_data_url, media_store_form, media_store_remote_url, media_update, media_upload_complete, media_upload_prepare,
@@ -34,6 +38,16 @@ from storage_app.http import ObjectView, serve_object
 from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
 LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
+
+
+class _Settings:
+    URL_FORMAT_OVERRIDE = None
+
+
+class FormatIsATransform(DefaultContentNegotiation):
+    """On the Media API, `?format=webp` names an image variant's format, not a DRF renderer."""
+
+    settings = _Settings
 
 
 def owner_for(principal: Principal, user_id: str | None):  # noqa: ANN201
@@ -53,12 +67,17 @@ def file_options(data: dict, **extra) -> FileOptions:  # noqa: ANN003
                        provenance=provenance, **extra)
 
 
-def _links(request: Request) -> MediaLinks:
-    return MediaLinks(absolute=request.build_absolute_uri)
+def _links(request: Request, transform: Transform | None = None) -> MediaLinks:
+    return MediaLinks(absolute=request.build_absolute_uri, transform=transform)
 
 
-def _output(request: Request) -> s.MediaOutput:
-    return s.MediaOutput(_links(request))
+def _output(request: Request, transform: Transform | None = None) -> s.MediaOutput:
+    return s.MediaOutput(_links(request, transform))
+
+
+def _transform(request: Request) -> Transform | None:
+    """The image transform the query asks for (`width`, `height`, `fit`, `format`, `quality`)."""
+    return transform_parse(request.query_params, accept=request.headers.get("Accept", ""))
 
 
 def stored_response(request: Request, result: StoreResult) -> Response:
@@ -69,14 +88,16 @@ def stored_response(request: Request, result: StoreResult) -> Response:
 class MediaCollectionView(APIView):
     """`POST /v1/media` from a remote URL or a data URL; `GET /v1/media` lists."""
 
+    content_negotiation_class = FormatIsATransform
     parser_classes = [JSONParser]
 
     @schema.media_list
     def get(self, request: Request) -> Response:
         principal = principal_for(request)
-        query = validated(s.ListQuery, request.query_params)
+        query = validated(s.ListQuery, request.query_params, also=TRANSFORM_PARAMS)
         page, has_more = media_list(principal, query)
-        output = _output(request)
+        output = _output(request, _transform(request))
+        output.links.prefetch(page)
         return Response({"object": "list", "data": [output.media(m) for m in page], "has_more": has_more,
                          "next_cursor": s.encode_cursor(page[-1]) if has_more else None})
 
@@ -180,13 +201,17 @@ def completed_if_arrived(media: MediaFile) -> MediaFile:
 
 
 class MediaDetailView(APIView):
+    content_negotiation_class = FormatIsATransform
     parser_classes = [JSONParser]
 
     @schema.media_retrieve
     def get(self, request: Request, media_id: str) -> Response:
-        refuse_unknown(request.query_params.keys(), ())
+        refuse_unknown(request.query_params.keys(), TRANSFORM_PARAMS)
+        transform = _transform(request)
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
-        return Response(_output(request).media(media))
+        if transform is not None:
+            require_transformable(media.mime)
+        return Response(_output(request, transform).media(media))
 
     @schema.media_complete
     def put(self, request: Request, media_id: str) -> Response:
@@ -209,17 +234,26 @@ class MediaDetailView(APIView):
 
 
 class PresignView(APIView):
+    content_negotiation_class = FormatIsATransform
+
     @schema.media_presign
     def get(self, request: Request, media_id: str) -> Response:
-        ttl = s.presign_ttl(validated(s.PresignQuery, request.query_params).get("ttl"))
+        ttl = s.presign_ttl(validated(s.PresignQuery, request.query_params, also=TRANSFORM_PARAMS).get("ttl"))
         media = completed_if_arrived(media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING))
         if media.status != MediaFile.Status.ACTIVE:
             raise UploadIncomplete()
-        url, _ = _links(request).download(media, ttl)
-        return Response({"id": media.pk, "url": url, "expires_in": ttl})
+        transform = _transform(request)
+        if transform is None:
+            url, _ = _links(request).download(media, ttl)
+            return Response({"id": media.pk, "url": url, "expires_in": ttl})
+        # Rendered now, so on S3 the URL is the variant's own presigned key.
+        variant = media_variant_get(media=media, transform=transform)
+        url, _ = _links(request, transform).variant_download(media, ttl, variant=variant)
+        return Response({"id": media.pk, "url": url, "expires_in": ttl, "transform": transform.query()})
 
 
 class ResolveView(APIView):
+    content_negotiation_class = FormatIsATransform
     parser_classes = [JSONParser]
 
     @schema.media_resolve
@@ -227,17 +261,21 @@ class ResolveView(APIView):
         principal = principal_for(request)
         ids = validated(s.ResolveInput, request.data)["ids"]
         found, not_found = media_resolve(principal, ids)
-        links = _links(request)
+        links = _links(request, _transform(request))
+        links.prefetch(found)
         media = []
         for item in found:
             url, expires_at = links.download(item)
             media.append({"id": item.pk, "presigned_url": url, "expires_at": expires_at})
+            if links.transform is not None:
+                media[-1]["variant"] = links.variant(item)
         return Response({"media": media, "not_found": not_found})
 
 
 class ContentView(APIView):
     """The bytes: streamed with Range/ETag, or a redirect to the CDN or a signed URL."""
 
+    content_negotiation_class = FormatIsATransform
     permission_classes = [AllowAny]
 
     @schema.media_content
@@ -249,7 +287,10 @@ class ContentView(APIView):
         return self._serve(request, media_id, head=True)
 
     def _serve(self, request: Request, media_id: str, *, head: bool) -> HttpResponse:
+        transform = _transform(request)
         media = self._find(request, media_id)
+        if transform is not None:
+            return self._serve_variant(request, media, transform, head=head)
         store = get_store()
         encrypted = media.encryption == MediaFile.Encryption.APP
         if not settings.MEDIA_PROXY_DOWNLOAD and store.serves_presigned_downloads(encrypted=encrypted):
@@ -258,6 +299,18 @@ class ContentView(APIView):
                           encrypted=encrypted, filename=media.original_name)
         response = serve_object(request._request, store, view, head=head)
         response["Cache-Control"] = "public, max-age=3600" if media.visibility == "public" else "private, no-store"
+        return response
+
+    def _serve_variant(self, request: Request, media: MediaFile, transform: Transform, *, head: bool) -> HttpResponse:
+        variant = media_variant_get(media=media, transform=transform)
+        store = get_store()
+        if not settings.MEDIA_PROXY_DOWNLOAD and store.serves_presigned_downloads(encrypted=variant_encrypted(variant)):
+            response = HttpResponseRedirect(_links(request, transform).variant_download(media, variant=variant)[0])
+        else:
+            response = serve_object(request._request, store, variant_object(variant, media), head=head)
+            response["Cache-Control"] = variant_cache_control(media)
+        if not request.query_params.get("format") or request.query_params.get("format") == "auto":
+            response["Vary"] = "Accept"  # the format came from the Accept header
         return response
 
     def _find(self, request: Request, media_id: str) -> MediaFile:

@@ -10,7 +10,7 @@ from accounts.principal import Principal, principal_for
 from api.quotas import schema
 from config.api import refuse_unknown
 from config.errors import PermissionDenied
-from media_app.selectors import media_usage_by_category
+from media_app.selectors import media_usage_by_category, media_variant_usage
 from media_app.services import media_quota_recalculate
 from quotas.services import quota_get, quota_limit
 from storage_app.categories import ALL_CATEGORIES, effective_max_bytes
@@ -27,6 +27,8 @@ def _usage(principal: Principal) -> dict:
         "limit_bytes": limit, "available_bytes": max(limit - quota.used_bytes - quota.reserved_bytes, 0),
         "file_count": quota.file_count, "used_percent": round(100 * quota.used_bytes / limit, 2) if limit else 0,
         "by_category": by_category, "recalculated_at": quota.recalculated_at,
+        # Thumbnails and transforms: stored, but neither files nor charged to the quota.
+        **media_variant_usage(organization=org),
     }
 
 

@@ -10,10 +10,14 @@ from backoffice.admin.accounts import human_bytes
 from config.errors import ServiceError
 from media_app.links import MediaLinks
 from media_app.models import JobRun, MediaFile, SourceCleanup
+from media_app.transforms import transform_parse, transformable
 from media_app.services import media_delete, media_restore, media_update
 from storage_app.sniff import is_inline_safe
 
 THUMBNAIL_TTL = 600
+# Rendered once by the app, then served from storage: a list page never loads 50 originals.
+THUMBNAIL = transform_parse({"width": "128", "height": "128", "format": "webp"})
+PREVIEW = transform_parse({"width": "512", "height": "512", "format": "webp"})
 
 
 @admin.register(MediaFile)
@@ -51,7 +55,10 @@ class MediaFileAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: MediaFile | None = None) -> bool:
         return False  # rows are deleted by the lifecycle (the "delete" action hides a file)
 
-    def _url(self, media: MediaFile) -> str:
+    def _url(self, media: MediaFile, size: int) -> str:
+        if transformable(media.mime):  # the app-signed variant URL: no lookup per row
+            return MediaLinks(transform=THUMBNAIL if size <= 128 else PREVIEW).app_signed_variant_url(
+                media, THUMBNAIL_TTL)
         return MediaLinks().download(media, THUMBNAIL_TTL, attachment_name=False)[0] or ""
 
     def _image(self, media: MediaFile, size: int) -> str:
@@ -59,7 +66,7 @@ class MediaFileAdmin(admin.ModelAdmin):
             return "—"
         # The browser fetches the signed URL; the admin itself never reads the bytes.
         return format_html('<img src="{}" loading="lazy" style="max-width:{}px;max-height:{}px" alt="">',
-                           self._url(media), size, size)
+                           self._url(media, size), size, size)
 
     @admin.display(description="")
     def thumbnail(self, media: MediaFile) -> str:

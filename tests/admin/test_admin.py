@@ -67,6 +67,17 @@ def test_the_media_list_never_reads_file_bytes(operator, files, monkeypatch):
     assert operator.get(f"/admin/media_app/mediafile/{files[0]}/change/").status_code == 200
 
 
+def test_the_media_list_shows_128_px_variants_not_originals(operator, files):
+    import html
+    import re
+
+    page = operator.get("/admin/media_app/mediafile/").content.decode()
+    urls = [html.unescape(url) for url in re.findall(r'<img src="(http[^"]+)"', page)]
+    assert len(urls) == 3 and all("tf=w128_h128_inside_q80_webp" in url for url in urls)
+    thumbnail = operator.get(urls[0].removeprefix("http://testserver"))
+    assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/webp"
+
+
 @pytest.mark.parametrize("query", ["q=picture+1", "status__exact=active", "media_kind__exact=image",
                                    "provider=stability", "visibility__exact=private", "category__exact=general"])
 def test_media_search_and_filters(operator, files, query):

@@ -29,6 +29,14 @@ def test_sizes_are_plain_bytes():
         Env({"MEDIA_MAX_BYTES": "20MB"}).bytes("MEDIA_MAX_BYTES", 1)
 
 
+def test_size_lists_are_positive_whole_numbers_sorted():
+    assert Env({"MEDIA_TRANSFORM_WIDTHS": "512, 64,128,64"}).int_list("MEDIA_TRANSFORM_WIDTHS", (1,)) == [64, 128, 512]
+    assert Env({}).int_list("MEDIA_TRANSFORM_WIDTHS", (256, 64)) == [64, 256]
+    for bad in ("64,big", "0,64", "-64", ","):
+        with pytest.raises(ImproperlyConfigured, match="MEDIA_TRANSFORM_WIDTHS"):
+            Env({"MEDIA_TRANSFORM_WIDTHS": bad}).int_list("MEDIA_TRANSFORM_WIDTHS", (64,))
+
+
 def test_aliases_are_read_and_the_canonical_name_wins():
     env = Env({"DB_POSTGRESQL_WRITE_DSN": "postgres://a", "R2_ENDPOINT_URL": "https://r2"})
     assert env.str("DATABASE_URL", aliases=("DB_POSTGRESQL_WRITE_DSN",)) == "postgres://a"
@@ -58,6 +66,8 @@ def _start(**overrides) -> subprocess.CompletedProcess:
     ("MEDIA_REMOTE_FETCH_TIMEOUT", "soon"),
     ("MEDIA_ENCRYPTION", "rot13"),
     ("MEDIA_S3_USE_PATH_STYLE", "perhaps"),
+    ("MEDIA_TRANSFORM_WIDTHS", "64,huge"),
+    ("MEDIA_TRANSFORM_CONCURRENCY", "0"),
 ])
 def test_start_up_fails_naming_the_variable(variable, value):
     result = _start(**{variable: value})

@@ -81,3 +81,25 @@ def test_no_generated_hostile_path_is_accepted(path):
     assert not path.startswith("/")
     assert all(s not in ("", ".", "..") and not s.startswith(".") for s in segments)
     assert not any(ch in path for ch in "\\%\x00\n\t \u202e")
+
+
+def test_variant_keys_sit_under_their_originals_content_in_the_organization():
+    from storage_app.keys import is_variant_key, variant_key
+
+    key = variant_key(org_id=3, sha256="ab" * 32, name="w256_h0_inside_q80_webp", ext="webp")
+    assert key == f"organizations/3/variants/{'ab' * 32}/w256_h0_inside_q80_webp.webp"
+    assert is_variant_key(key) and not is_variant_key("organizations/3/files/1/x.png")
+    with pytest.raises(InvalidPath):
+        variant_key(org_id=3, sha256="../../etc", name="x", ext="png")
+
+
+def test_a_signed_transform_is_part_of_the_signature():
+    from config.errors import SignatureInvalid
+    from storage_app import signing
+
+    grant = signing.make_grant("get", "organizations/1/files/1/a.png", 60, transform="w64_h0_inside_q80_webp")
+    params = signing.grant_params(grant)
+    assert signing.verify("get", grant.key, params).transform == "w64_h0_inside_q80_webp"
+    for changed in ({"tf": "w2048_h0_inside_q80_webp"}, {"tf": ""}):
+        with pytest.raises(SignatureInvalid):
+            signing.verify("get", grant.key, {**params, **changed})
