@@ -110,6 +110,9 @@ class PreparedUpload(serializers.Serializer):
     presigned_post = PresignedPost(help_text="Or POST a form here (size-limited).")
     max_bytes = serializers.IntegerField(help_text="The most bytes the upload may have.")
     expires_at = serializers.DateTimeField(help_text="Upload before this; `PUT /v1/media/{id}` then completes it.")
+    upload_url = serializers.CharField(help_text="The same URL as `presigned_url`, under Jan's name.")
+    mime_type = serializers.CharField(help_text="The declared type (`content_type` or `mime_type`).")
+    expires_in = serializers.IntegerField(help_text="Seconds the upload URL stays valid (Jan's field).")
 
 
 class LegacyUploadResult(serializers.Serializer):
@@ -188,6 +191,7 @@ PREPARED_EXAMPLE = {
         "key": "organizations/1/files/7/example_20251110_103000_1a2b3c4d.jpg", "policy": "...",
         "x-amz-signature": "...", "x-amz-date": "20251110T103000Z"}},
     "max_bytes": 20971520, "expires_at": "2025-11-10T11:30:00Z",
+    "upload_url": _UPLOAD_URL, "mime_type": "image/jpeg", "expires_in": 3600,
 }
 _COMPLETED = {**MEDIA_EXAMPLE, "source": "upload", "original_name": "example.jpg", "model": "", "provider": "",
               "prompt": "", "generation": {}}
@@ -218,16 +222,20 @@ media_create = extend_schema(
     operation_id="media_create", summary="Store media from a remote URL or a data URL",
     description="Fetches the remote URL (SSRF-safe, size- and time-limited) or decodes the data URL, sniffs "
                 "the type, hashes and stores. Known content (the same SHA-256 for the same owner) answers the "
-                "existing id with `deduped: true` and status 200. `user_id` is for service keys.",
+                "existing id with `deduped: true`; a new file answers 200 too (as Jan's media-api does), with "
+                "`deduped: false`. `filename` is recorded as the original name. `user_id` is for service keys.",
     request=MediaCreate,
-    responses={201: StoredMedia, 200: StoredMedia, **errors(404, 502)},
+    responses={200: StoredMedia, **errors(404, 502)},
     examples=[
         OpenApiExample("Upload from remote URL", request_only=True, value={
             "source": {"type": "remote_url", "url": "https://example.com/image.jpg"}, "user_id": "user123"}),
         OpenApiExample("Upload from data URL (base64 image)", request_only=True, value={
             "source": {"type": "data_url", "data_url": "data:image/jpeg;base64,/9j/4AAQSkZJRg..."},
             "user_id": "user123"}),
-        _response("Stored", {**MEDIA_EXAMPLE, "deduped": False}, 201),
+        OpenApiExample("Jan client: data URL with a filename", request_only=True, value={
+            "source": {"type": "data_url", "data_url": "data:image/png;base64,iVBORw0KGgo..."},
+            "filename": "diagram.png", "user_id": "user123"}),
+        _response("Stored", {**MEDIA_EXAMPLE, "deduped": False}),
         _response("Deduplicated", {**MEDIA_EXAMPLE, "deduped": True}),
     ],
 )
@@ -259,12 +267,16 @@ media_upload = extend_schema(
 media_prepare_upload = extend_schema(
     operation_id="media_prepare_upload", summary="Prepare a presigned upload",
     description="Reserves quota, creates a `pending` file and answers a presigned PUT URL and a size-limited "
-                "presigned POST form. Upload, then `PUT /v1/media/{id}` (or any GET of the id) completes it.",
+                "presigned POST form. Upload, then `PUT /v1/media/{id}` (or any GET of the id) completes it. "
+                "The type is `content_type` (seed 004) or `mime_type` (Jan's media-api); one is required. "
+                "Answers 200, as Jan's does, with Jan's `upload_url`, `mime_type` and `expires_in` as well.",
     request=MediaPrepareUpload,
-    responses={201: PreparedUpload, **errors(404)},
+    responses={200: PreparedUpload, **errors(404, 415)},
     examples=[
         OpenApiExample("Prepare upload", request_only=True, value={"content_type": "image/jpeg", "user_id": "user123"}),
-        _response("Prepared", PREPARED_EXAMPLE, 201),
+        OpenApiExample("Jan client: mime_type", request_only=True, value={"mime_type": "image/jpeg",
+                                                                           "user_id": "user123"}),
+        _response("Prepared", PREPARED_EXAMPLE),
     ],
 )
 

@@ -86,13 +86,13 @@ class MediaCollectionView(APIView):
         data = validated(s.CreateInput, request.data)
         owner = owner_for(principal, data.get("user_id"))
         source, org = data["source"], principal.organization
+        options = file_options(data, original_name=data["filename"])
         if source["type"] == "data_url":
-            result = media_store_data_url(organization=org, owner=owner, data_url=source["data_url"],
-                                          options=file_options(data))
+            result = media_store_data_url(organization=org, owner=owner, data_url=source["data_url"], options=options)
         else:
-            result = media_store_remote_url(organization=org, owner=owner, url=source["url"],
-                                            options=file_options(data))
-        return stored_response(request, result)
+            result = media_store_remote_url(organization=org, owner=owner, url=source["url"], options=options)
+        # 200 for a new file too, as Jan's media-api answers; `deduped` tells the two apart.
+        return Response(_output(request).media(result.media, deduped=result.deduped))
 
 
 class UploadView(APIView):
@@ -150,6 +150,9 @@ def prepared_body(prepared) -> dict:  # noqa: ANN001
         "presigned_url": upload.url, "url": upload.url, "method": upload.method, "headers": upload.headers,
         "presigned_post": {"url": upload.post_url, "fields": upload.post_fields},
         "max_bytes": prepared.media.reserved_bytes, "expires_at": upload.expires_at,
+        # Jan's names: the same URL, the declared type, and the lifetime in whole seconds.
+        "upload_url": upload.url, "mime_type": prepared.media.declared_mime,
+        "expires_in": int(settings.MEDIA_UPLOAD_TTL),
     }
 
 
@@ -160,12 +163,12 @@ class PrepareUploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = validated(s.PrepareUploadInput, request.data)
-        category_check_declared(get_category(data.get("category")), data["content_type"], param="content_type")
+        category_check_declared(get_category(data.get("category")), data["content_type"], param=data["type_param"])
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
                                         declared_size=data.get("bytes"))
-        return Response(prepared_body(prepared), status=201)
+        return Response(prepared_body(prepared))  # 200, as Jan's media-api answers
 
 
 def completed_if_arrived(media: MediaFile) -> MediaFile:
