@@ -15,6 +15,7 @@ from config.errors import InvalidRequest
 from config.parsers import JsonTooDeep, json_depth, json_loads_bounded
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
+from media_app.providers import PROVIDER_FORMATS
 
 MAX_RESOLVE_IDS = 100
 MAX_GENERATION_DEPTH = 8
@@ -147,6 +148,19 @@ class ResolveInput(serializers.Serializer):
         if isinstance(ids, list) and not all(isinstance(item, str) for item in ids):
             raise serializers.ValidationError({"ids": ["Every id must be a string."]}, code="invalid")
         return super().to_internal_value(data)
+
+
+class ResolvePayloadInput(serializers.Serializer):
+    """Jan's form: any JSON whose media references are replaced (`media_app.resolve`)."""
+
+    payload = serializers.JSONField(help_text="Any JSON, e.g. a chat request.")
+    locals()["as"] = serializers.ChoiceField(choices=["url", "data_url"], default="url",
+                                             help_text="Signed URLs (default), or the bytes inline as base64.")
+    ttl = serializers.IntegerField(required=False, help_text="Seconds the URLs stay valid; capped by "
+                                                              "MEDIA_S3_PRESIGN_TTL.")
+    format = serializers.ChoiceField(choices=PROVIDER_FORMATS, required=False,
+                                     help_text="Rewrite each content part that references media into this "
+                                               "provider's own part; without it only the strings are replaced.")
 
 
 class PresignQuery(serializers.Serializer):

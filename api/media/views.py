@@ -23,6 +23,7 @@ from api.media import serializers as s
 from media_app.ingest import media_ingest
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
+from media_app.resolve import ResolveOptions, media_payload_resolve, media_resolve_check_size
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.services import (
     FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
@@ -226,6 +227,9 @@ class ResolveView(APIView):
     @schema.media_resolve
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
+        media_resolve_check_size(size=len(request.body))
+        if isinstance(request.data, dict) and "payload" in request.data:
+            return self._payload(request, principal)
         ids = validated(s.ResolveInput, request.data)["ids"]
         found, not_found = media_resolve(principal, ids)
         links = _links(request)
@@ -234,6 +238,14 @@ class ResolveView(APIView):
             url, expires_at = links.download(item)
             media.append({"id": item.pk, "presigned_url": url, "expires_at": expires_at})
         return Response({"media": media, "not_found": not_found})
+
+    def _payload(self, request: Request, principal: Principal) -> Response:
+        data = validated(s.ResolvePayloadInput, request.data)
+        options = ResolveOptions(inline=data["as"] == "data_url", ttl=s.presign_ttl(data.get("ttl")),
+                                 format=data.get("format"))
+        payload = media_payload_resolve(principal=principal, payload=data["payload"], options=options,
+                                        links=_links(request))
+        return Response({"payload": payload})
 
 
 class ContentView(APIView):
