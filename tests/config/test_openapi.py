@@ -208,3 +208,11 @@ def test_docs_render_swagger_ui_from_local_files_only(client):
     assert assets and all(url.startswith("/static/") for url in assets), assets
     for url in assets:  # served by the app itself (WhiteNoise), also with DEBUG off
         assert client.get(url).status_code == 200, url
+
+
+def test_resolve_documents_both_forms_with_an_example_per_provider_format(schema):
+    operation = schema["paths"]["/v1/media/resolve"]["post"]
+    examples = _examples(operation)
+    assert {e["format"] for e in examples if "format" in e} == {"openai", "openai_responses", "anthropic", "gemini"}
+    assert any("ids" in e for e in examples) and any("payload" in e and "format" not in e for e in examples)
+    assert {"413", "404"} <= set(operation["responses"])
