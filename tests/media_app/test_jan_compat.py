@@ -25,7 +25,7 @@ def test_prepare_upload_with_seeds_content_type_answers_jans_fields_too(alice):
 
 def test_prepare_upload_without_either_type_is_a_400_naming_content_type(alice):
     error = error_of(alice.client.post("/v1/media/prepare-upload", {"user_id": "alice"}, format="json"), 400)
-    assert (error["code"], error["param"]) == ("required", "content_type")
+    assert (error["code"], error["param"]) == ("required", "content_type") and "mime_type" in error["message"]
 
 
 def test_prepare_upload_with_two_different_types_is_a_400(alice):
@@ -60,9 +60,10 @@ def test_a_new_data_url_file_answers_200_not_deduped_and_the_same_again_deduped(
 
 def test_jans_ingest_answer_fields_are_all_there(alice):
     data = unique_png()
-    body = alice.client.post("/v1/media", {"source": {"type": "data_url", "data_url": data_url(data)}},
-                             format="json").json()
-    assert {"id", "mime", "bytes", "deduped", "presigned_url"} <= set(body)
+    response = alice.client.post("/v1/media", {"source": {"type": "data_url", "data_url": data_url(data)}},
+                                 format="json")
+    body = response.json()
+    assert response.status_code == 200 and {"id", "mime", "bytes", "deduped", "presigned_url"} <= set(body)
     assert (body["mime"], body["bytes"]) == ("image/png", len(data))
 
 

@@ -288,9 +288,10 @@ def test_an_unknown_id_is_not_found(alice):
     assert (error["code"], error["param"]) == ("media_not_found", "payload.x.y")
 
 
-def test_no_credentials_is_401(anon, png):
+def test_without_credentials_a_payload_is_401_and_with_the_owners_it_resolves(anon, alice, png):
     response = anon.post(RESOLVE, {"payload": {"u": png[0]}}, format="json")
     assert error_of(response, 401)["code"] == "not_authenticated"
+    assert resolve(alice, {"u": png[0]}).status_code == 200
 
 
 def test_an_encrypted_file_is_inlined_as_its_plaintext(alice, settings):
@@ -336,8 +337,3 @@ def test_inlining_more_than_the_cap_is_413_and_urls_still_work(alice, png, setti
     error = error_of(resolve(alice, {"u": png[0]}, **{"as": "data_url"}), 413)
     assert (error["code"], error["param"]) == ("inline_too_large", "as")
     assert resolve(alice, {"u": png[0]}).status_code == 200
-
-
-def test_the_ids_form_still_answers_as_before(alice, png):
-    body = alice.client.post(RESOLVE, {"ids": [png[0], "med_nope"]}, format="json").json()
-    assert [m["id"] for m in body["media"]] == [png[0]] and body["not_found"] == ["med_nope"]
