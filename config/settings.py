@@ -228,6 +228,10 @@ MEDIA_REMOTE_FETCH_ALLOW_NETWORKS = env.list("MEDIA_REMOTE_FETCH_ALLOW_NETWORKS"
 MEDIA_ID_PREFIX = env.str("MEDIA_ID_PREFIX", "med_")
 MEDIA_DEDUP_SCOPE = env.choice("MEDIA_DEDUP_SCOPE", ("owner", "organization", "off"), "owner")
 MEDIA_UPLOAD_TTL = env.duration("MEDIA_UPLOAD_TTL", "1h")
+# POST /v1/media/resolve with a payload: the largest request body it walks, and the most bytes of
+# files it inlines as base64 (`"as": "data_url"`) in one answer. Both answer 413 above.
+MEDIA_RESOLVE_MAX_PAYLOAD_BYTES = env.bytes("MEDIA_RESOLVE_MAX_PAYLOAD_BYTES", 4 * 1024 * 1024)
+MEDIA_RESOLVE_INLINE_MAX_BYTES = env.bytes("MEDIA_RESOLVE_INLINE_MAX_BYTES", 20 * 1024 * 1024)
 MEDIA_SOURCE_DELETE_DELAY = env.duration("MEDIA_SOURCE_DELETE_DELAY", "1h")
 MEDIA_PURGE_GRACE = env.duration("MEDIA_PURGE_GRACE", "0")
 # Objects younger than this are never called stray by reconcile_storage (an upload may be mid-way).

@@ -136,6 +136,9 @@ class PreparedUpload(serializers.Serializer):
     presigned_post = PresignedPost(help_text="Or POST a form here (size-limited).")
     max_bytes = serializers.IntegerField(help_text="The most bytes the upload may have.")
     expires_at = serializers.DateTimeField(help_text="Upload before this; `PUT /v1/media/{id}` then completes it.")
+    upload_url = serializers.CharField(help_text="The same URL as `presigned_url`, under Jan's name.")
+    mime_type = serializers.CharField(help_text="The declared type (`content_type` or `mime_type`).")
+    expires_in = serializers.IntegerField(help_text="Seconds the upload URL stays valid (Jan's field).")
 
 
 class LegacyUploadResult(serializers.Serializer):
@@ -168,6 +171,18 @@ class ResolvedMedia(serializers.Serializer):
 class Resolve(serializers.Serializer):
     media = ResolvedMedia(many=True, help_text="The ids found, in the order asked.")
     not_found = serializers.ListField(child=serializers.CharField(), help_text="Unknown, or not yours.")
+
+
+class ResolvedPayload(serializers.Serializer):
+    payload = serializers.JSONField(help_text="The payload sent, every media reference replaced.")
+
+
+class ResolveIds(s.ResolveInput):
+    """The ids form: at most 100 ids, each answered or listed in `not_found`."""
+
+
+class ResolvePayload(s.ResolvePayloadInput):
+    """Jan's form: any JSON, answered with its media references replaced."""
 
 
 # -- request shapes where the input serializers say less than the wire format ----------------------
@@ -217,6 +232,7 @@ PREPARED_EXAMPLE = {
         "key": "organizations/1/files/7/example_20251110_103000_1a2b3c4d.jpg", "policy": "...",
         "x-amz-signature": "...", "x-amz-date": "20251110T103000Z"}},
     "max_bytes": 20971520, "expires_at": "2025-11-10T11:30:00Z",
+    "upload_url": _UPLOAD_URL, "mime_type": "image/jpeg", "expires_in": 3600,
 }
 _COMPLETED = {**MEDIA_EXAMPLE, "source": "upload", "original_name": "example.jpg", "model": "", "provider": "",
               "prompt": "", "generation": {}}
@@ -248,16 +264,20 @@ media_create = extend_schema(
     operation_id="media_create", summary="Store media from a remote URL or a data URL",
     description="Fetches the remote URL (SSRF-safe, size- and time-limited) or decodes the data URL, sniffs "
                 "the type, hashes and stores. Known content (the same SHA-256 for the same owner) answers the "
-                "existing id with `deduped: true` and status 200. `user_id` is for service keys.",
+                "existing id with `deduped: true`; a new file answers 200 too (as Jan's media-api does), with "
+                "`deduped: false`. `filename` is recorded as the original name. `user_id` is for service keys.",
     request=MediaCreate,
-    responses={201: StoredMedia, 200: StoredMedia, **errors(404, 502)},
+    responses={200: StoredMedia, **errors(404, 502)},
     examples=[
         OpenApiExample("Upload from remote URL", request_only=True, value={
             "source": {"type": "remote_url", "url": "https://example.com/image.jpg"}, "user_id": "user123"}),
         OpenApiExample("Upload from data URL (base64 image)", request_only=True, value={
             "source": {"type": "data_url", "data_url": "data:image/jpeg;base64,/9j/4AAQSkZJRg..."},
             "user_id": "user123"}),
-        _response("Stored", {**MEDIA_EXAMPLE, "deduped": False}, 201),
+        OpenApiExample("Jan client: data URL with a filename", request_only=True, value={
+            "source": {"type": "data_url", "data_url": "data:image/png;base64,iVBORw0KGgo..."},
+            "filename": "diagram.png", "user_id": "user123"}),
+        _response("Stored", {**MEDIA_EXAMPLE, "deduped": False}),
         _response("Deduplicated", {**MEDIA_EXAMPLE, "deduped": True}),
     ],
 )
@@ -289,26 +309,73 @@ media_upload = extend_schema(
 media_prepare_upload = extend_schema(
     operation_id="media_prepare_upload", summary="Prepare a presigned upload",
     description="Reserves quota, creates a `pending` file and answers a presigned PUT URL and a size-limited "
-                "presigned POST form. Upload, then `PUT /v1/media/{id}` (or any GET of the id) completes it.",
+                "presigned POST form. Upload, then `PUT /v1/media/{id}` (or any GET of the id) completes it. "
+                "The type is `content_type` (seed 004) or `mime_type` (Jan's media-api); one is required. "
+                "Answers 200, as Jan's does, with Jan's `upload_url`, `mime_type` and `expires_in` as well.",
     request=MediaPrepareUpload,
-    responses={201: PreparedUpload, **errors(404)},
+    responses={200: PreparedUpload, **errors(404, 415)},
     examples=[
         OpenApiExample("Prepare upload", request_only=True, value={"content_type": "image/jpeg", "user_id": "user123"}),
-        _response("Prepared", PREPARED_EXAMPLE, 201),
+        OpenApiExample("Jan client: mime_type", request_only=True, value={"mime_type": "image/jpeg",
+                                                                           "user_id": "user123"}),
+        _response("Prepared", PREPARED_EXAMPLE),
     ],
 )
 
+_SIGNED = MEDIA_EXAMPLE["presigned_url"]
+_PDF_ID = "med_01hqr8v9k2x3f4g5h6j7k8m9n2"
+_RESOLVE_EXAMPLES = {
+    "openai": {"model": "gpt-4o", "messages": [
+        {"role": "system", "content": f"Answer about the picture data:image/jpeg;{EXAMPLE_ID}"},
+        {"role": "user", "content": [{"type": "text", "text": "What is in this image?"},
+                                     {"type": "image_url", "image_url": {"url": EXAMPLE_ID, "detail": "high"}}]}]},
+    "openai_responses": {"model": "gpt-4.1", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "Summarise the report and describe the image."},
+        {"type": "input_image", "image_url": EXAMPLE_ID}, {"type": "input_file", "file_url": _PDF_ID}]}]},
+    "anthropic": {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": EXAMPLE_ID}},
+        {"type": "text", "text": "What is in this image?"}]}]},
+    "gemini": {"contents": [{"role": "user", "parts": [
+        {"text": "What is in this image?"}, {"file_data": {"file_uri": EXAMPLE_ID, "mime_type": "image/jpeg"}}]}]},
+}
+_RESOLVED_PARTS = {
+    "openai": {"type": "image_url", "image_url": {"url": _SIGNED, "detail": "high"}},
+    "anthropic": {"type": "image", "source": {"type": "url", "url": _SIGNED}},
+}
+
 media_resolve = extend_schema(
-    operation_id="media_resolve", summary="Resolve media ids to presigned URLs",
-    description="At most 100 ids, in one query. Unknown ids, and ids that are not yours, are listed in `not_found`. "
-                "Transform parameters in the query string add each image's `variant`.",
+    operation_id="media_resolve", summary="Resolve media ids, or every media reference in a model request",
+    description=(
+        "Two forms. `{\"ids\": [...]}`: at most 100 ids, one query; unknown ids and ids that are not yours are "
+        "listed in `not_found`.\n\n`{\"payload\": <any JSON>}` (Jan's form): answers `{\"payload\": ...}`, the same "
+        "JSON with every media reference replaced: a string that is exactly a media id, and Jan's placeholder "
+        "`data:<mime>;<id>` anywhere inside a string. `as`: `url` (default; signed URLs valid `ttl` seconds) or "
+        "`data_url` (the bytes inline as base64, at most `MEDIA_RESOLVE_INLINE_MAX_BYTES` in all, else 413 "
+        "`inline_too_large`). `format` (`openai`, `openai_responses`, `anthropic`, `gemini`) also rewrites each "
+        "content part holding a reference into that provider's own part for the file's real type (images; PDF "
+        "and audio where the provider has a part for them); a file the provider cannot take is a 400 "
+        "`unsupported_media_for_provider` naming its JSON path in `param`. Every id must be one the caller may "
+        "read: any other (another member's, another organization's, deleted, unknown) fails the whole call with "
+        "404 `media_not_found`, `param` naming where it was. One query for all ids; at most 1,000 distinct ids "
+        "(400 `too_many_references`); bodies over `MEDIA_RESOLVE_MAX_PAYLOAD_BYTES` are 413 `payload_too_large`.\n\n"
+        "Transform parameters in the query string add each image's `variant` (ids form)."),
     parameters=TRANSFORM,
-    request=s.ResolveInput,
-    responses={200: Resolve},
+    request=PolymorphicProxySerializer(component_name="ResolveRequest", serializers=[ResolveIds, ResolvePayload],
+                                       resource_type_field_name=None),
+    responses={200: OpenApiResponse(PolymorphicProxySerializer(
+        component_name="ResolveResult", serializers=[Resolve, ResolvedPayload], resource_type_field_name=None),
+        description="`{media, not_found}` for ids, `{payload}` for a payload."), **errors(404, 413)},
     examples=[
         OpenApiExample("Resolve two ids", request_only=True, value={"ids": [EXAMPLE_ID, EXAMPLE_ID_2]}),
-        _response("Resolved", {"media": [{"id": EXAMPLE_ID, "presigned_url": MEDIA_EXAMPLE["presigned_url"],
+        OpenApiExample("Jan: placeholders to signed URLs", request_only=True, value={"payload": {
+            "messages": [{"role": "user", "content": f"Describe data:image/jpeg;{EXAMPLE_ID}"}]}}),
+        *[OpenApiExample(f"Payload for {fmt}", request_only=True,
+                         value={"payload": body, "format": fmt, **({"as": "data_url"} if fmt == "gemini" else {})})
+          for fmt, body in _RESOLVE_EXAMPLES.items()],
+        _response("Resolved", {"media": [{"id": EXAMPLE_ID, "presigned_url": _SIGNED,
                                           "expires_at": "2025-11-17T10:30:00Z"}], "not_found": [EXAMPLE_ID_2]}),
+        *[_response(f"Resolved payload ({fmt})", {"payload": {**_RESOLVE_EXAMPLES[fmt], "messages": [
+            {"role": "user", "content": [_RESOLVED_PARTS[fmt]]}]}}) for fmt in _RESOLVED_PARTS],
     ],
 )
 

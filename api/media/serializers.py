@@ -9,11 +9,13 @@ from datetime import datetime
 from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from config.errors import InvalidRequest
 from config.parsers import JsonTooDeep, json_depth, json_loads_bounded
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
+from media_app.providers import PROVIDER_FORMATS
 
 MAX_RESOLVE_IDS = 100
 MAX_GENERATION_DEPTH = 8
@@ -59,8 +61,24 @@ def _check_generation_bounds(value: dict) -> None:
                                           f"({size} sent).", code="invalid_generation")
 
 
+# Jan's media-api also takes these spellings of the two source types, in any case.
+SOURCE_TYPE_ALIASES = {"data_url": "data_url", "datauri": "data_url", "dataurl": "data_url",
+                       "remote_url": "remote_url", "remoteuri": "remote_url", "remote": "remote_url"}
+
+
+class SourceTypeField(serializers.ChoiceField):
+    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(choices=["remote_url", "data_url"], **kwargs)
+
+    def to_internal_value(self, data):  # noqa: ANN001, ANN201
+        if isinstance(data, str):
+            data = SOURCE_TYPE_ALIASES.get(data.lower(), data)
+        return super().to_internal_value(data)
+
+
 class SourceInput(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["remote_url", "data_url"])
+    type = SourceTypeField(help_text="`remote_url` or `data_url` (Jan's `remote`, `remoteuri`, `datauri`, "
+                                     "`dataurl` too, in any case).")
     url = serializers.CharField(required=False, max_length=8192)
     data_url = serializers.CharField(required=False, trim_whitespace=False)
 
@@ -73,6 +91,8 @@ class SourceInput(serializers.Serializer):
 
 class CreateInput(ProvenanceInput):
     source = SourceInput()
+    filename = serializers.CharField(required=False, allow_blank=True, max_length=255, default="",
+                                     help_text="The original name to record (Jan's field).")
 
     # Names Jan's clients send that are taken without being declared (config.api.validated).
     accepted_aliases = ("filename",)
@@ -83,11 +103,23 @@ class MultipartUploadInput(ProvenanceInput):
 
 
 class PrepareUploadInput(ProvenanceInput):
-    content_type = serializers.CharField(max_length=127)
+    """Seed 004 sends `content_type`, Jan's server `mime_type`: either names the declared type."""
+
+    content_type = serializers.CharField(max_length=127, required=False)
+    mime_type = serializers.CharField(max_length=127, required=False, help_text="Jan's name for `content_type`.")
     bytes = serializers.IntegerField(required=False, min_value=1)
     filename = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
 
-    accepted_aliases = ("mime_type",)  # Jan's name for content_type
+    def validate(self, attrs: dict) -> dict:
+        sent = [name for name in ("content_type", "mime_type") if attrs.get(name)]
+        if not sent:
+            raise serializers.ValidationError(
+                {"content_type": [ErrorDetail("content_type (or mime_type) is required.", code="required")]})
+        if len(sent) == 2 and attrs["content_type"] != attrs["mime_type"]:
+            raise serializers.ValidationError(
+                {"mime_type": [ErrorDetail("mime_type and content_type differ; send one.", code="conflicting_fields")]})
+        # The field the client used, so a refusal of the type names it.
+        return {**attrs, "content_type": attrs[sent[0]], "type_param": sent[0]}
 
 
 class LegacyUploadInput(ProvenanceInput):
@@ -121,6 +153,19 @@ class ResolveInput(serializers.Serializer):
         if isinstance(ids, list) and not all(isinstance(item, str) for item in ids):
             raise serializers.ValidationError({"ids": ["Every id must be a string."]}, code="invalid")
         return super().to_internal_value(data)
+
+
+class ResolvePayloadInput(serializers.Serializer):
+    """Jan's form: any JSON whose media references are replaced (`media_app.resolve`)."""
+
+    payload = serializers.JSONField(help_text="Any JSON, e.g. a chat request.")
+    locals()["as"] = serializers.ChoiceField(choices=["url", "data_url"], default="url",
+                                             help_text="Signed URLs (default), or the bytes inline as base64.")
+    ttl = serializers.IntegerField(required=False, help_text="Seconds the URLs stay valid; capped by "
+                                                              "MEDIA_S3_PRESIGN_TTL.")
+    format = serializers.ChoiceField(choices=PROVIDER_FORMATS, required=False,
+                                     help_text="Rewrite each content part that references media into this "
+                                               "provider's own part; without it only the strings are replaced.")
 
 
 class PresignQuery(serializers.Serializer):

@@ -25,6 +25,7 @@ from media_app.derivatives import media_variant_get, variant_cache_control, vari
 from media_app.ingest import media_ingest
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
+from media_app.resolve import ResolveOptions, media_payload_resolve, media_resolve_check_size
 from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
 from media_app.transforms import PARAMS as TRANSFORM_PARAMS
 from media_app.transforms import Transform, require_transformable, transform_parse
@@ -107,13 +108,13 @@ class MediaCollectionView(APIView):
         data = validated(s.CreateInput, request.data)
         owner = owner_for(principal, data.get("user_id"))
         source, org = data["source"], principal.organization
+        options = file_options(data, original_name=data["filename"])
         if source["type"] == "data_url":
-            result = media_store_data_url(organization=org, owner=owner, data_url=source["data_url"],
-                                          options=file_options(data))
+            result = media_store_data_url(organization=org, owner=owner, data_url=source["data_url"], options=options)
         else:
-            result = media_store_remote_url(organization=org, owner=owner, url=source["url"],
-                                            options=file_options(data))
-        return stored_response(request, result)
+            result = media_store_remote_url(organization=org, owner=owner, url=source["url"], options=options)
+        # 200 for a new file too, as Jan's media-api answers; `deduped` tells the two apart.
+        return Response(_output(request).media(result.media, deduped=result.deduped))
 
 
 class UploadView(APIView):
@@ -172,6 +173,9 @@ def prepared_body(prepared) -> dict:  # noqa: ANN001
         "presigned_url": upload.url, "url": upload.url, "method": upload.method, "headers": upload.headers,
         "presigned_post": {"url": upload.post_url, "fields": upload.post_fields},
         "max_bytes": prepared.media.reserved_bytes, "expires_at": upload.expires_at,
+        # Jan's names: the same URL, the declared type, and the lifetime in whole seconds.
+        "upload_url": upload.url, "mime_type": prepared.media.declared_mime,
+        "expires_in": int(settings.MEDIA_UPLOAD_TTL),
     }
 
 
@@ -182,12 +186,12 @@ class PrepareUploadView(APIView):
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
         data = validated(s.PrepareUploadInput, request.data)
-        category_check_declared(get_category(data.get("category")), data["content_type"], param="content_type")
+        category_check_declared(get_category(data.get("category")), data["content_type"], param=data["type_param"])
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
                                         declared_size=data.get("bytes"))
-        return Response(prepared_body(prepared), status=201)
+        return Response(prepared_body(prepared))  # 200, as Jan's media-api answers
 
 
 def completed_if_arrived(media: MediaFile) -> MediaFile:
@@ -259,6 +263,9 @@ class ResolveView(APIView):
     @schema.media_resolve
     def post(self, request: Request) -> Response:
         principal = principal_for(request)
+        media_resolve_check_size(size=len(request.body))
+        if isinstance(request.data, dict) and "payload" in request.data:
+            return self._payload(request, principal)
         ids = validated(s.ResolveInput, request.data)["ids"]
         found, not_found = media_resolve(principal, ids)
         links = _links(request, _transform(request))
@@ -270,6 +277,14 @@ class ResolveView(APIView):
             if links.transform is not None:
                 media[-1]["variant"] = links.variant(item)
         return Response({"media": media, "not_found": not_found})
+
+    def _payload(self, request: Request, principal: Principal) -> Response:
+        data = validated(s.ResolvePayloadInput, request.data)
+        options = ResolveOptions(inline=data["as"] == "data_url", ttl=s.presign_ttl(data.get("ttl")),
+                                 format=data.get("format"))
+        payload = media_payload_resolve(principal=principal, payload=data["payload"], options=options,
+                                        links=_links(request))
+        return Response({"payload": payload})
 
 
 class ContentView(APIView):

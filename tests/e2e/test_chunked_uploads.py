@@ -33,7 +33,7 @@ MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 def prepare(base: str, key: str) -> dict:
     response = requests.post(f"{base}/v1/media/prepare-upload", headers=auth(key), timeout=30,
                              json={"content_type": "image/png"})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     return response.json()
 
 

@@ -41,7 +41,7 @@ def test_seed_004_curl_examples(live_server_process, origin):
     url, image = origin
     remote = requests.post(f"{base}/v1/media", headers=auth(key), timeout=30, json={
         "source": {"type": "remote_url", "url": url}, "user_id": "user123"})
-    assert remote.status_code == 201, remote.text
+    assert remote.status_code == 200, remote.text
     body = remote.json()
     assert body["id"].startswith("jan_") and len(body["id"]) == 30
     assert body["mime"] == "image/png" and body["bytes"] == len(image) and body["deduped"] is False
@@ -121,3 +121,24 @@ def test_storage_api_over_http(live_server_process):
     missing = requests.get(f"{base}/api/v1/storage/objects/nope.csv/metadata", headers=auth(key), timeout=30)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "object_not_found"
     assert requests.get(f"{base}/api/v1/storage/usage", timeout=30).status_code == 401
+
+
+def test_a_jan_client_prepares_uploads_and_resolves_a_chat_payload(live_server_process):
+    base, key = live_server_process.url, live_server_process.service_key
+    image = png_bytes(12, 12, noise=8)
+    prepared = requests.post(f"{base}/v1/media/prepare-upload", headers=auth(key), timeout=30,
+                             json={"mime_type": "image/png", "user_id": "user123"})
+    assert prepared.status_code == 200, prepared.text
+    jan = prepared.json()
+    assert jan["id"].startswith("jan_") and jan["mime_type"] == "image/png" and jan["expires_in"] > 0
+    put = requests.put(jan["upload_url"], data=image, headers={"Content-Type": "image/png"}, timeout=30)
+    assert put.status_code == 204
+    chat = {"model": "jan-v2-30b", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": f"What is data:image/png;{jan['id']}?"},
+        {"type": "image_url", "image_url": {"url": jan["id"]}}]}]}
+    requests.get(f"{base}/v1/media/{jan['id']}/presign", headers=auth(key), timeout=30)  # completes it
+    resolved = requests.post(f"{base}/v1/media/resolve", headers=auth(key), timeout=30, json={"payload": chat})
+    assert resolved.status_code == 200, resolved.text
+    content = resolved.json()["payload"]["messages"][0]["content"]
+    assert requests.get(content[1]["image_url"]["url"], timeout=30).content == image
+    assert jan["id"] not in content[0]["text"]
