@@ -241,6 +241,9 @@ MEDIA_BODY_GRACE = env.duration("MEDIA_BODY_GRACE", "10s")
 # client address on signed-URL ones; 429 past it. Per gunicorn worker unless REDIS_URL is set. 0: no limit.
 MEDIA_CONCURRENT_UPLOADS_PER_ORG = env.int("MEDIA_CONCURRENT_UPLOADS_PER_ORG", 8)
 MEDIA_CONCURRENT_UPLOADS_PER_IP = env.int("MEDIA_CONCURRENT_UPLOADS_PER_IP", 8)
+# Browser origins allowed to call the resumable uploads (tus) at /v1/uploads/ (CORS), e.g.
+# "https://app.example.com,https://admin.example.com"; "*" allows any. Empty: no CORS headers.
+MEDIA_CORS_ALLOWED_ORIGINS = env.list("MEDIA_CORS_ALLOWED_ORIGINS")
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")

@@ -72,9 +72,13 @@ class FileOptions:
     provenance: Provenance = field(default_factory=Provenance)
 
 
-def upload_limit(*, organization: Organization, category: Category) -> int:
-    """The per-file limit: deployment cap, the plan's, and the category's, whichever is lowest."""
-    plan_max = min(organization.plan.max_file_bytes, settings.MEDIA_MAX_BYTES)
+def upload_limit(*, organization: Organization, category: Category, resumable: bool = False) -> int:
+    """The per-file limit: the plan's and the category's, whichever is lower, and for one-request
+    uploads also the deployment cap (MEDIA_MAX_BYTES). Resumable (tus) and direct multipart
+    uploads are not capped by it: they exist for files one request should not carry."""
+    plan_max = organization.plan.max_file_bytes
+    if not resumable:
+        plan_max = min(plan_max, settings.MEDIA_MAX_BYTES)
     return effective_max_bytes(category, plan_max)
 
 
@@ -83,9 +87,10 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
     return (now or timezone.now()) + timedelta(days=days)
 
 
-def check_declared_size(*, organization: Organization, category: Category, declared: int | None) -> int:
+def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
+                        resumable: bool = False) -> int:
     """Refuse before reading a body that is already known to be too big; the limit otherwise."""
-    limit = upload_limit(organization=organization, category=category)
+    limit = upload_limit(organization=organization, category=category, resumable=resumable)
     if declared is not None and declared > limit:
         raise TooLarge(f"File size {declared} exceeds the maximum of {limit} bytes.", param="file")
     if declared is not None and declared > quota_available(organization=organization):

@@ -12,12 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ServiceKeyOnly
-from accounts.principal import Principal, principal_for
+from accounts.principal import Principal, owner_for, principal_for
 from accounts.throttles import ConcurrentUploads
-from accounts.services import user_get_in_organization
 from config.api import validated
 from config.parsers import JSONParser
-from config.errors import NotFound, PermissionDenied
+from config.errors import NotFound
 from api.media import schema
 from api.media import serializers as s
 from media_app.ingest import media_ingest
@@ -34,16 +33,6 @@ from storage_app.http import ObjectView, serve_object
 from storage_app.uploads import UploadForm, declared_body_size, open_upload_form
 
 LIVE_OR_PENDING = (MediaFile.Status.ACTIVE, MediaFile.Status.PENDING)
-
-
-def owner_for(principal: Principal, user_id: str | None):  # noqa: ANN201
-    """Service keys act for any member; a user key may only name itself."""
-    if not user_id or user_id in (principal.user.username, str(principal.user.pk)):
-        return principal.user
-    if not principal.is_service:
-        raise PermissionDenied("user_id may only be sent with a service key.", code="user_id_not_allowed",
-                               param="user_id")
-    return user_get_in_organization(organization=principal.organization, user_id=user_id)
 
 
 def file_options(data: dict, **extra) -> FileOptions:  # noqa: ANN003
