@@ -141,8 +141,8 @@ def upload_append(*, upload: ResumableUpload, offset: int, body: BinaryIO, conte
                   checksum: Checksum | None = None) -> ResumableUpload:
     """Append a request body at `offset`; the append that reaches the length completes the file.
 
-    A body cut off early keeps what arrived (without a checksum); the error that cut it is raised
-    once that is recorded, so the client learns the new offset from HEAD.
+    A body cut off early keeps what arrived (without a checksum): the client learns the new
+    offset from HEAD. A body too slow (408) is answered as such once what arrived is recorded.
     """
     if upload.status == ResumableUpload.Status.COMPLETED or offset != upload.offset:
         raise OffsetMismatch()
@@ -167,7 +167,7 @@ def upload_append(*, upload: ResumableUpload, offset: int, body: BinaryIO, conte
     except BaseException:
         _release_lease(upload, token)
         raise
-    if source.error is not None:
+    if isinstance(source.error, ServiceError):  # too slow (408); a client that went away hears nothing
         raise source.error
     if upload.offset == upload.length:
         return upload_complete(upload=upload)
