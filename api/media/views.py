@@ -26,6 +26,7 @@ from media_app.selectors import media_get, media_list, media_resolve, media_visi
 from media_app.services import (
     FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_declared_size, media_delete,
     media_store_data_url, media_store_form, media_store_remote_url, media_update, media_upload_complete, media_upload_prepare,
+    media_upload_prepare_multipart,
 )
 from storage_app.backends import get_store
 from storage_app.categories import category_check_declared, get_category
@@ -152,6 +153,10 @@ class PrepareUploadView(APIView):
         category_check_declared(get_category(data.get("category")), data["content_type"], param="content_type")
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
+        if data["multipart"]:
+            prepared = media_upload_prepare_multipart(organization=principal.organization, owner=owner,
+                                                      options=options, declared_size=data["bytes"])
+            return Response(s.multipart_body(prepared), status=201)
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
                                         declared_size=data.get("bytes"))
         return Response(prepared_body(prepared), status=201)
@@ -179,7 +184,8 @@ class MediaDetailView(APIView):
     def put(self, request: Request, media_id: str) -> Response:
         """Seed 000 step 3: complete the upload."""
         media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
-        body = _output(request).media(media_upload_complete(media=media))
+        parts = [(part["part_number"], part["etag"]) for part in validated(s.CompleteInput, request.data).get("parts", [])]
+        body = _output(request).media(media_upload_complete(media=media, parts=parts))
         return Response({**body, "result": body})
 
     @schema.media_update

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files.storage import Storage
 
-from config.errors import NotFound, StorageUnavailable
+from config.errors import Conflict, NotFound, StorageUnavailable
 from storage_app.backends.base import (
     MediaStore, ObjectInfo, ObjectStat, SignedMultipart, SignedUpload, content_disposition,
 )
@@ -30,6 +30,7 @@ logger = logging.getLogger("mediastore.storage")
 PART_SIZE = 8 * 1024 * 1024  # parts of a resumable write; at most one is held in memory
 MIN_PART = 5 * 1024 * 1024  # S3's least size of any part but the last
 MAX_PARTS = 10000
+MULTIPART_REFUSALS = ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload", "MalformedXML")
 TAIL_PREFIX = "_uploads/"  # the bytes of a resumable write that do not yet fill a part
 
 
@@ -180,9 +181,17 @@ class S3Store(MediaStore):
                                expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(ttl)))
 
     def complete_multipart(self, key: str, *, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        from botocore.exceptions import ClientError
+
         listing = {"Parts": [{"PartNumber": int(number), "ETag": etag} for number, etag in sorted(parts)]}
-        self._call(key, self.client.complete_multipart_upload, Bucket=self.bucket, Key=validate_key(key),
-                   UploadId=upload_id, MultipartUpload=listing)
+        try:
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=validate_key(key), UploadId=upload_id,
+                                                  MultipartUpload=listing)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in MULTIPART_REFUSALS:  # the client's parts, not the storage, are at fault
+                raise Conflict(f"S3 refused the parts: {code}.", code="multipart_incomplete") from exc
+            raise self._errors(exc, key) from exc
 
     def abort_multipart(self, key: str, *, upload_id: str) -> None:
         from botocore.exceptions import ClientError
