@@ -44,6 +44,7 @@ from media_app.storing import (
     hash_object, measure_dimensions, pending_create, plan_category_check, upload_limit,
 )
 from storage_app.backends import KEEP_HEAD, MediaStore, get_store, read_head
+from storage_app.backends.streams import Digest
 from storage_app.categories import category_check, category_check_declared, get_category
 from storage_app.sniff import SNIFF_BYTES, Sniffed, declared_contradicts, sniff
 
@@ -314,11 +315,17 @@ class _BodyPieces:
         return self._head
 
     def pieces(self, digest: _Digest | None) -> Iterator[bytes]:
-        for piece in self._read():
-            self.received += len(piece)
-            if digest is not None:
-                digest.update(piece)
-            yield piece
+        hashing = Digest(digest.hash) if digest is not None else None  # on another core, as one-shot uploads do
+        try:
+            for piece in self._read():
+                self.received += len(piece)
+                if digest is not None:
+                    hashing.update(piece)
+                    digest.keep_head(piece)
+                yield piece
+        finally:
+            if hashing is not None:
+                hashing.close()
 
     def _read(self) -> Iterator[bytes]:
         if self._head:
@@ -379,8 +386,7 @@ class _Digest:
         self.hash = hashlib.sha256()
         self.head = b""
 
-    def update(self, piece: bytes) -> None:
-        self.hash.update(piece)
+    def keep_head(self, piece: bytes) -> None:
         if len(self.head) < KEEP_HEAD:
             self.head += piece[:KEEP_HEAD - len(self.head)]
 
