@@ -237,3 +237,16 @@ def test_expire_uploads_ends_abandoned_tus_uploads(alice):
     assert list(get_store().list("")) == []
     ResumableUpload.objects.update(expires_at=later)
     assert alice.client.head(url, **TUS).status_code == 410
+
+
+def test_a_body_longer_than_what_is_left_is_refused_before_it_is_read(alice):
+    url = location(create(alice, 100))
+    assert error_of(patch(alice, url, 0, b"x" * 101), 413)["code"] == "upload_length_exceeded"
+    assert alice.client.head(url, **TUS)["Upload-Offset"] == "0"
+
+
+def test_a_patch_without_the_tus_content_type_is_415(alice):
+    url = location(create(alice, 10))
+    response = alice.client.patch(url, data=b"x" * 10, content_type="application/octet-stream",
+                                  HTTP_UPLOAD_OFFSET="0", **TUS)
+    assert error_of(response, 415)["code"] == "invalid_content_type"
