@@ -6,7 +6,7 @@ REQS   := requirements.txt requirements-dev.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-s3 bench migrate lint clean
+.PHONY: install tus-js run test test-s3 bench migrate lint clean
 
 $(STAMP): $(REQS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,16 @@ $(STAMP): $(REQS)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+# tus-js-client for the e2e tests of resumable uploads (tests/e2e/test_tus_clients.py), run with node 20.
+TUS_JS := tests/e2e/tus_js
+TUS_JS_STAMP := $(TUS_JS)/node_modules/.installed-$(shell cat $(TUS_JS)/package-lock.json | cksum | cut -d' ' -f1)
+
+$(TUS_JS_STAMP): $(TUS_JS)/package.json $(TUS_JS)/package-lock.json
+	cd $(TUS_JS) && npm ci --no-audit --no-fund
+	@touch $@
+
+tus-js: $(TUS_JS_STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -27,11 +37,11 @@ run: install
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py serve
 
-test: install
+test: install tus-js
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # The storage and API tests again, every test on a fresh bucket of a moto S3 server.
-test-s3: install
+test-s3: install tus-js
 	MEDIASTORE_TEST_BACKEND=s3 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # Every row of docs/benchmarks.md, one script each. Needs PostgreSQL (a mediastore_bench

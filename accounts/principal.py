@@ -7,6 +7,7 @@ from rest_framework.request import Request
 
 from accounts.models import ApiKey, Membership, Organization
 from config import logs
+from accounts.services import user_get_in_organization
 from config.errors import NotAuthenticated, PermissionDenied
 
 
@@ -63,3 +64,13 @@ def _session_organization(user) -> Organization:  # noqa: ANN001
     from accounts.services import personal_organization_ensure
 
     return personal_organization_ensure(user=user)
+
+
+def owner_for(principal: Principal, user_id: str | None):  # noqa: ANN201 - a user
+    """Whom a new file belongs to: service keys act for any member; a user key may only name itself."""
+    if not user_id or user_id in (principal.user.username, str(principal.user.pk)):
+        return principal.user
+    if not principal.is_service:
+        raise PermissionDenied("user_id may only be sent with a service key.", code="user_id_not_allowed",
+                               param="user_id")
+    return user_get_in_organization(organization=principal.organization, user_id=user_id)

@@ -278,6 +278,9 @@ WEBHOOK_RETRY_BASE = env.duration("WEBHOOK_RETRY_BASE", "30s")  # before the 2nd
 WEBHOOK_RETRY_MAX = env.duration("WEBHOOK_RETRY_MAX", "6h")
 if WEBHOOK_TIMEOUT <= 0:
     raise ImproperlyConfigured("WEBHOOK_TIMEOUT must be greater than zero.")
+# Browser origins allowed to call the resumable uploads (tus) at /v1/uploads/ (CORS), e.g.
+# "https://app.example.com,https://admin.example.com"; "*" allows any. Empty: no CORS headers.
+MEDIA_CORS_ALLOWED_ORIGINS = env.list("MEDIA_CORS_ALLOWED_ORIGINS")
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/v1/storage/", include("api.quotas.urls")),
     path("v1/media", include("api.media.urls")),
     path("v1/webhooks", include("api.webhooks.urls")),
+    path("v1/uploads/", include("api.uploads.urls")),  # resumable uploads (tus 1.0)
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -56,11 +56,13 @@ from media_app import signals
 from media_app.derivatives import media_variants_purge, variant_keys_kept
 from media_app.models import MediaFile, SourceCleanup
 from media_app.signals import emit
+from media_app.resumable import expired_uploads, live_multipart_ids, upload_expire
 from media_app.services import media_quota_recalculate
 from quotas.services import quota_limit, quota_release, quota_release_reservation
 from storage_app.backends import MediaStore, ObjectInfo, get_store
 from storage_app.keys import (
     COMPUTE_PREFIX, ORGANIZATIONS_PREFIX, UPLOADS_SEGMENT, is_variant_key, organization_prefix, parse_staging_key,
+    upload_staging_key,
     validate_key,
 )
 
@@ -158,12 +160,15 @@ class ExpireUploadsResult(JobResult):
     expired: int = 0
     reserved_released: int = 0
     staged_deleted: int = 0  # bytes under a staging key whose upload is over
+    tus_expired: int = 0  # resumable uploads ended (their storage write aborted)
+    multipart_aborted: int = 0  # direct S3 multipart uploads aborted
 
     def describe(self) -> str:
         staged = (f", {self.verb('deleted', 'would delete')} {_count(self.staged_deleted, 'stale staged upload')}"
                   if self.staged_deleted else "")
+        tus = f", {self.verb('ended', 'would end')} {_count(self.tus_expired, 'resumable upload')}" if self.tus_expired else ""
         return (f"{self.verb('expired', 'would expire')} {_count(self.expired, 'abandoned upload')} "
-                f"({_size(self.reserved_released)} of reservations){staged}{self._failures()}")
+                f"({_size(self.reserved_released)} of reservations){tus}{staged}{self._failures()}")
 
 
 @dataclass
@@ -292,6 +297,8 @@ def purge_media(*, dry_run: bool = False, organization: Organization | None = No
         with transaction.atomic():  # the live-alias check is part of the locking statement
             claimed = [row for row in _lock(due, batch) if _claim_purge(row, now)]
         for row in claimed:
+            if row.multipart_upload_id:
+                _abort_multipart(store, row, result)
             error = _delete_own_object(store, row)
             if error is not None:
                 result.error(row.pk, error)
@@ -416,8 +423,9 @@ def expire_uploads(*, dry_run: bool = False, organization: Organization | None =
     Then every staged object whose upload is no longer pending goes (`_sweep_staged`).
     """
     now = now or timezone.now()
-    due = _scoped(MediaFile.objects.filter(status=Status.PENDING, upload_expires_at__lte=now), organization)
     result = ExpireUploadsResult(dry_run=dry_run)
+    _expire_resumable(now, organization, result)  # first: their pending files are released with them
+    due = _scoped(MediaFile.objects.filter(status=Status.PENDING, upload_expires_at__lte=now), organization)
     if dry_run:
         totals = due.aggregate(n=Count("pk"), reserved=Coalesce(Sum("reserved_bytes"), 0))
         result.expired, result.reserved_released = totals["n"], totals["reserved"]
@@ -434,12 +442,38 @@ def expire_uploads(*, dry_run: bool = False, organization: Organization | None =
         result.expired += len(claimed)
         result.reserved_released += sum(row.reserved_bytes for row in claimed)
         for row in claimed:
+            if row.multipart_upload_id:
+                _abort_multipart(store, row, result)
             error = _delete_own_object(store, row)
             if error is not None:
                 result.error(row.pk, error)
         _tick(progress, len(batch))
     _sweep_staged(store, organization, result)
     return result
+
+
+def _expire_resumable(now: datetime, organization: Organization | None, result: ExpireUploadsResult) -> None:
+    """tus uploads past their expiry: storage write aborted (S3: AbortMultipartUpload, tail deleted;
+    local: partial file deleted), pending file and reservation released; the row stays (410)."""
+    for upload in expired_uploads(now=now, organization=organization).select_related("media").iterator():
+        reserved = upload.media.reserved_bytes if upload.media is not None else 0
+        try:
+            if not result.dry_run and not upload_expire(upload=upload):
+                continue
+        except Exception as exc:  # noqa: BLE001 - one upload must not stop the run
+            result.error(upload.pk, exc)
+            continue
+        result.tus_expired += 1
+        result.reserved_released += reserved
+
+
+def _abort_multipart(store: MediaStore, row: MediaFile, result: ExpireUploadsResult) -> None:
+    try:
+        store.abort_multipart(upload_staging_key(row.organization_id, row.pk), upload_id=row.multipart_upload_id)
+    except Exception as exc:  # noqa: BLE001
+        result.error(row.pk, exc)
+        return
+    result.multipart_aborted += 1
 
 
 def _sweep_staged(store: MediaStore, organization: Organization | None, result: ExpireUploadsResult) -> None:
@@ -566,7 +600,8 @@ def reconcile_storage(*, dry_run: bool = False, fix: bool = False, organization:
 
 def _sweep_partial(store: MediaStore, prefix: str, cutoff: datetime, result: ReconcileResult) -> None:
     try:
-        removed = store.sweep_partial(prefix=prefix, older_than=cutoff, dry_run=result.dry_run)
+        removed = store.sweep_partial(prefix=prefix, older_than=cutoff, dry_run=result.dry_run,
+                                      keep=live_multipart_ids())
     except Exception as exc:  # noqa: BLE001 - the rest of the reconciliation still runs
         result.error("partial uploads", exc)
         return

@@ -74,6 +74,9 @@ class MediaFile(models.Model):
     # Set while an app-signed upload URL writes this pending file's staging object, and kept once
     # the bytes are there: an upload URL writes at most once (media_app.grants).
     upload_claimed_at = models.DateTimeField(null=True, blank=True)
+    # A direct multipart upload (prepare-upload with "multipart": true): the S3 upload id, aborted
+    # if the upload is never completed.
+    multipart_upload_id = models.CharField(max_length=1024, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -106,6 +109,42 @@ class MediaFile(models.Model):
     @property
     def dimensions(self) -> str | None:
         return f"{self.width}x{self.height}" if self.width and self.height else None
+
+
+class ResumableUpload(models.Model):
+    """A tus upload: its pending file, how far it got and the storage state between requests.
+
+    State changes only through `media_app.resumable`. A terminated upload's row is deleted (404);
+    an expired one is kept, so its URL answers 410.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"
+        EXPIRED = "expired"
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    # Who created it: the only one who may append, read the offset or terminate (the file's
+    # owner may be another member, named by a service key's user_id).
+    uploader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    media = models.ForeignKey(MediaFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    length = models.BigIntegerField()
+    offset = models.BigIntegerField(default=0)
+    metadata = models.TextField(blank=True, default="")  # the Upload-Metadata header, echoed by HEAD
+    store_state = models.JSONField(default=dict, blank=True)  # MediaStore.append_* state
+    lock_token = models.CharField(max_length=32, blank=True, default="")  # the PATCH under way, if any
+    locked_until = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "expires_at"], name="resumable_due_idx")]
+
+    def __str__(self) -> str:
+        return self.id
 
 
 class SourceCleanup(models.Model):

@@ -39,7 +39,7 @@ from media_app.storing import (  # noqa: F401 - value types and limits callers i
     MULTIPART_SLACK, Provenance, check_body_quota, size_label,
 )
 from quotas.services import QuotaDrift, quota_charge, quota_recalculate, quota_release, quota_release_reservation, quota_reserve
-from storage_app.backends import MediaStore, SavedObject, SignedUpload, get_store
+from storage_app.backends import MediaStore, SavedObject, SignedMultipart, SignedUpload, get_store
 from storage_app.categories import category_check, get_category
 from storage_app.keys import build_user_key, upload_staging_key
 from storage_app.uploads import UploadForm
@@ -56,6 +56,12 @@ class UploadIncomplete(Conflict):
 class PreparedUpload:
     media: MediaFile
     upload: SignedUpload
+
+
+@dataclass(frozen=True)
+class PreparedMultipart:
+    media: MediaFile
+    upload: SignedMultipart
 
 
 # -- storing bytes ------------------------------------------------------------------------
@@ -222,17 +228,54 @@ def media_upload_prepare(*, organization: Organization, owner, options: FileOpti
     return PreparedUpload(media=media, upload=upload)
 
 
+def media_upload_prepare_multipart(*, organization: Organization, owner, options: FileOptions,  # noqa: ANN001
+                                   declared_size: int) -> PreparedMultipart:
+    """A pending file with `declared_size` reserved and presigned URLs for each part of an S3
+    multipart upload to its staging key. The plan's limit applies, not MEDIA_MAX_BYTES (the
+    bytes never pass through this server); `multipart_not_supported` where they would have to."""
+    category = get_category(options.category)
+    plan_category_check(organization, category)
+    check_declared_size(organization=organization, category=category, declared=declared_size, param="bytes", resumable=True)
+    ext = (mimetypes.guess_extension(options.declared_mime) or "").lstrip(".") or None
+    media = pending_create(organization=organization, owner=owner, options=options, category=category,
+                           ext={"jpe": "jpg", "jpeg": "jpg"}.get(ext, ext), reserved=declared_size)
+    store = get_store()
+    try:
+        upload = store.signed_multipart_upload(upload_staging_key(organization.pk, media.pk),
+                                               content_type=options.declared_mime or "application/octet-stream",
+                                               size=declared_size, ttl=settings.MEDIA_UPLOAD_TTL)
+    except BaseException:
+        abandon(store, media, delete_object=False)
+        raise
+    MediaFile.objects.filter(pk=media.pk).update(multipart_upload_id=upload.upload_id)
+    media.multipart_upload_id = upload.upload_id
+    return PreparedMultipart(media=media, upload=upload)
+
+
 @emits_quota_exceeded
-def media_upload_complete(*, media: MediaFile) -> MediaFile:
-    """Check, measure and activate an uploaded object; idempotent."""
+def media_upload_complete(*, media: MediaFile, parts: list[tuple[int, str]] | None = None) -> MediaFile:
+    """Check, measure and activate an uploaded object; idempotent. A direct multipart upload's
+    parts (number, ETag) are joined first."""
     if media.status == MediaFile.Status.ACTIVE:
         return media
     if media.status != MediaFile.Status.PENDING:
         raise Conflict("This upload was cancelled or deleted.", code="upload_not_pending")
     store = get_store()
+    if media.multipart_upload_id:
+        if not parts:
+            raise UploadIncomplete("Complete a multipart upload with the ETag of each part.")
+        _join_parts(store, media, parts)
     if not _take_staged(store, media) and not store.exists(media.storage_key):
         raise UploadIncomplete()
     return _complete(store, media)
+
+
+def _join_parts(store: MediaStore, media: MediaFile, parts: list[tuple[int, str]]) -> None:
+    """CompleteMultipartUpload on the staging key; wrong or missing ETags are 409 `multipart_incomplete`."""
+    store.complete_multipart(upload_staging_key(media.organization_id, media.pk),
+                             upload_id=media.multipart_upload_id, parts=parts)
+    MediaFile.objects.filter(pk=media.pk).update(multipart_upload_id="")
+    media.multipart_upload_id = ""
 
 
 def _take_staged(store: MediaStore, media: MediaFile) -> bool:
@@ -304,6 +347,8 @@ def _discard_staged(media: MediaFile) -> None:
     """A cancelled upload's bytes, if any arrived; the lifecycle jobs retry a failure."""
     key = upload_staging_key(media.organization_id, media.pk)
     try:
+        if media.multipart_upload_id:
+            get_store().abort_multipart(key, upload_id=media.multipart_upload_id)
         get_store().delete(key)
     except ServiceError:
         logger.warning("could not delete the staged upload %s; expire_uploads will", key)

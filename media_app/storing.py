@@ -77,9 +77,13 @@ class FileOptions:
     provenance: Provenance = field(default_factory=Provenance)
 
 
-def upload_limit(*, organization: Organization, category: Category) -> int:
-    """The per-file limit: deployment cap, the plan's, and the category's, whichever is lowest."""
-    plan_max = min(organization.plan.max_file_bytes, settings.MEDIA_MAX_BYTES)
+def upload_limit(*, organization: Organization, category: Category, resumable: bool = False) -> int:
+    """The per-file limit: the plan's and the category's, whichever is lower, and for one-request
+    uploads also the deployment cap (MEDIA_MAX_BYTES). Resumable (tus) and direct multipart
+    uploads are not capped by it: they exist for files one request should not carry."""
+    plan_max = organization.plan.max_file_bytes
+    if not resumable:
+        plan_max = min(plan_max, settings.MEDIA_MAX_BYTES)
     return effective_max_bytes(category, plan_max)
 
 
@@ -90,12 +94,13 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
 
 @emits_quota_exceeded
 def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
-                        param: str = "file") -> int:
+                        param: str = "file", resumable: bool = False) -> int:
     """Refuse before reading a body that is already known to be too big; the limit otherwise.
 
-    `param` names the field the size came from (`bytes` for a prepared upload).
+    `param` names the field the size came from (`bytes` for a prepared upload); `resumable`
+    uploads (tus, direct multipart) have the plan's limit, not the one-request cap.
     """
-    limit = upload_limit(organization=organization, category=category)
+    limit = upload_limit(organization=organization, category=category, resumable=resumable)
     if declared is not None and declared > limit:
         what = f"{param}={declared}" if param != "file" else f"File size {declared}"
         raise TooLarge(f"{what} exceeds the maximum of {limit} bytes ({size_label(limit)}) for one file.",

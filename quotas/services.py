@@ -119,3 +119,4 @@ def plans_ensure_seeded() -> None:
     from django.apps import apps
 
     import_module("quotas.migrations.0002_seed_plans").seed(apps, None)
+    import_module("quotas.migrations.0004_video_file_limits").raise_limits(apps, None)

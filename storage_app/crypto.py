@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -628,3 +630,91 @@ def file_fetcher(fileobj: object, *, piece_size: int = 1024 * 1024) -> Fetch:
             yield piece
 
     return fetch
+
+
+# ------------------------------------------------------------- resumable writes
+
+
+class StreamSealer:
+    """Encrypts an object that arrives in several requests (tus PATCHes) into exactly the layout
+    `EncryptingReader` writes in one pass, so a resumable upload reads back like any other.
+
+    Between requests the caller persists `state` (JSON): the header (it holds the wrapped data
+    key), the next chunk index, and the plaintext that does not yet fill a chunk. That tail is
+    sealed under a key derived from the data key (HMAC-SHA256), with a random nonce and the
+    plaintext offset as AAD, so no plaintext is kept at rest and it cannot be moved elsewhere.
+    `total` (the declared length) tells which chunk is the final one: a chunk ending exactly at
+    `total` is held back until `final_chunk()`, which seals it as final.
+    """
+
+    TAIL_INFO = b"mediastore resumable tail v1"
+
+    def __init__(self, keyring: Keyring, state: dict, *, total: int) -> None:
+        self._header = parse_header(base64.b64decode(state["header"]))
+        data_key = aes_key_unwrap(keyring.get(self._header.key_id), self._header.wrapped_key)
+        self._aead = AESGCM(data_key)
+        self._tail_aead = AESGCM(hmac.new(data_key, self.TAIL_INFO, hashlib.sha256).digest())
+        self._index = state["index"]
+        self._sealed_plain = state["sealed"]  # plaintext bytes already in stored chunks
+        self._started = state["started"]  # the header has been handed to the backend
+        self._total = total
+        self._tail = self._open_tail(state["tail"])
+
+    @staticmethod
+    def begin(keyring: Keyring, chunk_size: int = CHUNK_SIZE) -> dict:
+        key_id = keyring.current_id
+        header = _build_header(key_id, keyring.get(key_id), _random_bytes(KEY_SIZE), chunk_size)
+        return {"header": base64.b64encode(header.raw).decode(), "index": 0, "sealed": 0, "started": False,
+                "tail": ""}
+
+    @property
+    def key_id(self) -> str:
+        return self._header.key_id
+
+    def _aad(self) -> bytes:
+        return self._header.raw + struct.pack(">Q", self._sealed_plain)
+
+    def _open_tail(self, text: str) -> bytearray:
+        if not text:
+            return bytearray()
+        blob = base64.b64decode(text)
+        try:
+            return bytearray(self._tail_aead.decrypt(blob[:12], blob[12:], self._aad()))
+        except InvalidTag:
+            raise _corrupted("resumable upload tail failed authentication") from None
+
+    def seal(self, chunks: Iterable[bytes | memoryview]) -> Iterator[bytes]:
+        """Stored bytes for the plaintext `chunks`: the header first, then every full chunk that
+        is not the last of the object."""
+        if not self._started:
+            self._started = True
+            yield self._header.raw
+        size = self._header.chunk_size
+        for piece in chunks:
+            self._tail += piece
+            done = 0  # cut the sealed chunks off once per piece, not once per chunk
+            while len(self._tail) - done >= size and self._sealed_plain + size < self._total:
+                yield self._seal(bytes(self._tail[done:done + size]), final=False)
+                done += size
+            del self._tail[:done]
+
+    def final_chunk(self) -> bytes:
+        """The last stored chunk (what is left, sealed as final); the header too if never sent."""
+        head = b"" if self._started else self._header.raw
+        self._started = True
+        return head + self._seal(bytes(self._tail), final=True)
+
+    def _seal(self, plain: bytes, *, final: bool) -> bytes:
+        sealed = self._aead.encrypt(self._header.nonce(self._index), plain, self._header.aad(self._index, final))
+        self._index += 1
+        self._sealed_plain += len(plain)
+        return sealed
+
+    @property
+    def state(self) -> dict:
+        tail = ""
+        if self._tail:
+            nonce = _random_bytes(12)
+            tail = base64.b64encode(nonce + self._tail_aead.encrypt(nonce, bytes(self._tail), self._aad())).decode()
+        return {"header": base64.b64encode(self._header.raw).decode(), "index": self._index,
+                "sealed": self._sealed_plain, "started": self._started, "tail": tail}

@@ -311,7 +311,10 @@ media_prepare_upload = extend_schema(
     description="Reserves quota, creates a `pending` file and answers a presigned PUT URL and a size-limited "
                 "presigned POST form. Upload, then `PUT /v1/media/{id}` (or any GET of the id) completes it. "
                 "The type is `content_type` (seed 004) or `mime_type` (Jan's media-api); one is required. "
-                "Answers 200, as Jan's does, with Jan's `upload_url`, `mime_type` and `expires_in` as well.",
+                "Answers 200, as Jan's does, with Jan's `upload_url`, `mime_type` and `expires_in` as well. "
+                "With `\"multipart\": true` and `bytes` (S3 without app encryption; else 400 "
+                "`multipart_not_supported`) it answers `multipart.parts`, one presigned PUT URL per part of "
+                "`multipart.part_size` bytes; complete with `PUT /v1/media/{id}` and the parts' ETags.",
     request=MediaPrepareUpload,
     responses={200: PreparedUpload, **errors(404, 415)},
     examples=[
@@ -391,9 +394,10 @@ media_retrieve = extend_schema(
 media_complete = extend_schema(
     operation_id="media_complete", summary="Complete a presigned upload",
     description="Seed 000, step 3. Checks the object exists, its real size against the limits and the reservation, "
-                "sniffs the type, hashes and reads dimensions. Idempotent. No body.",
+                "sniffs the type, hashes and reads dimensions. Idempotent. No body, except for a direct "
+                "multipart upload: `{\"parts\": [{\"part_number\": 1, \"etag\": \"...\"}]}`.",
     parameters=[MEDIA_ID],
-    request=None,
+    request=s.CompleteInput,
     responses={200: CompletedMedia, **errors(409, 413, 415)},
     examples=[_response("Completed", {**_COMPLETED, "result": _COMPLETED})],
 )

@@ -109,6 +109,44 @@ class PrepareUploadInput(ProvenanceInput):
     mime_type = serializers.CharField(max_length=127, required=False, help_text="Jan's name for `content_type`.")
     bytes = serializers.IntegerField(required=False, min_value=1)
     filename = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    # Straight to S3 in parts (files above what one request or one presigned PUT should carry).
+    multipart = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("multipart") and not attrs.get("bytes"):
+            raise serializers.ValidationError({"bytes": "A multipart upload needs its size in bytes."},
+                                              code="required")
+        sent = [name for name in ("content_type", "mime_type") if attrs.get(name)]
+        if not sent:
+            raise serializers.ValidationError(
+                {"content_type": [ErrorDetail("content_type (or mime_type) is required.", code="required")]})
+        if len(sent) == 2 and attrs["content_type"] != attrs["mime_type"]:
+            raise serializers.ValidationError(
+                {"mime_type": [ErrorDetail("mime_type and content_type differ; send one.", code="conflicting_fields")]})
+        # The field the client used, so a refusal of the type names it.
+        return {**attrs, "content_type": attrs[sent[0]], "type_param": sent[0]}
+
+
+class PartInput(serializers.Serializer):
+    part_number = serializers.IntegerField(min_value=1, max_value=10000)
+    etag = serializers.CharField(max_length=200)
+
+
+class CompleteInput(serializers.Serializer):
+    """The ETags S3 answered for each part of a direct multipart upload; nothing otherwise."""
+
+    parts = PartInput(many=True, required=False)
+
+
+def multipart_body(prepared) -> dict:  # noqa: ANN001 - a PreparedMultipart
+    upload = prepared.upload
+    return {
+        "id": prepared.media.pk, "object": "upload", "status": "pending", "max_bytes": prepared.media.reserved_bytes,
+        "expires_at": upload.expires_at,
+        "multipart": {"upload_id": upload.upload_id, "part_size": upload.part_size,
+                      "parts": [{"part_number": n, "url": url, "method": "PUT"}
+                                for n, url in enumerate(upload.part_urls, start=1)]},
+    }
 
     def validate(self, attrs: dict) -> dict:
         sent = [name for name in ("content_type", "mime_type") if attrs.get(name)]

@@ -13,12 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ServiceKeyOnly
-from accounts.principal import Principal, principal_for
+from accounts.principal import Principal, owner_for, principal_for
 from accounts.throttles import ConcurrentUploads, RateLimits
-from accounts.services import user_get_in_organization
 from config.api import refuse_unknown, validated
 from config.parsers import JSONParser
-from config.errors import NotFound, PermissionDenied
+from config.errors import NotFound
 from api.media import schema
 from api.media import serializers as s
 from media_app.derivatives import media_variant_get, variant_cache_control, variant_encrypted, variant_object
@@ -32,6 +31,7 @@ from media_app.transforms import Transform, require_transformable, transform_par
 from media_app.services import (
     FileOptions, LateFields, Provenance, StoreResult, UploadIncomplete, check_body_quota, media_delete,
     media_store_data_url, media_store_form, media_store_remote_url, media_update, media_upload_complete, media_upload_prepare,
+    media_upload_prepare_multipart,
 )
 from storage_app.backends import get_store
 from storage_app.categories import category_check_declared, get_category
@@ -49,16 +49,6 @@ class FormatIsATransform(DefaultContentNegotiation):
     """On the Media API, `?format=webp` names an image variant's format, not a DRF renderer."""
 
     settings = _Settings
-
-
-def owner_for(principal: Principal, user_id: str | None):  # noqa: ANN201
-    """Service keys act for any member; a user key may only name itself."""
-    if not user_id or user_id in (principal.user.username, str(principal.user.pk)):
-        return principal.user
-    if not principal.is_service:
-        raise PermissionDenied("user_id may only be sent with a service key.", code="user_id_not_allowed",
-                               param="user_id")
-    return user_get_in_organization(organization=principal.organization, user_id=user_id)
 
 
 def file_options(data: dict, **extra) -> FileOptions:  # noqa: ANN003
@@ -189,6 +179,10 @@ class PrepareUploadView(APIView):
         category_check_declared(get_category(data.get("category")), data["content_type"], param=data["type_param"])
         owner = owner_for(principal, data.get("user_id"))
         options = file_options(data, original_name=data.get("filename") or "", declared_mime=data["content_type"])
+        if data["multipart"]:
+            prepared = media_upload_prepare_multipart(organization=principal.organization, owner=owner,
+                                                      options=options, declared_size=data["bytes"])
+            return Response(s.multipart_body(prepared), status=201)
         prepared = media_upload_prepare(organization=principal.organization, owner=owner, options=options,
                                         declared_size=data.get("bytes"))
         return Response(prepared_body(prepared))  # 200, as Jan's media-api answers
@@ -221,7 +215,8 @@ class MediaDetailView(APIView):
     def put(self, request: Request, media_id: str) -> Response:
         """Seed 000 step 3: complete the upload."""
         media = media_get(principal_for(request), media_id, statuses=LIVE_OR_PENDING)
-        body = _output(request).media(media_upload_complete(media=media))
+        parts = [(part["part_number"], part["etag"]) for part in validated(s.CompleteInput, request.data).get("parts", [])]
+        body = _output(request).media(media_upload_complete(media=media, parts=parts))
         return Response({**body, "result": body})
 
     @schema.media_update

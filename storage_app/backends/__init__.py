@@ -16,13 +16,14 @@ from django.utils.module_loading import import_string
 from storage_app import crypto
 from storage_app.metered import meter
 from storage_app.backends.base import (
-    MediaStore, ObjectInfo, ObjectStat, SavedObject, SignedUpload, content_disposition,
+    MediaStore, MultipartNotSupported, ObjectInfo, ObjectStat, SavedObject, SignedMultipart, SignedUpload,
+    content_disposition,
 )
 from storage_app.backends.streams import KEEP_HEAD, READ_BLOCK, HashingReader, read_head
 
 __all__ = [
-    "BACKENDS", "KEEP_HEAD", "READ_BLOCK", "HashingReader", "MediaStore", "ObjectInfo", "ObjectStat",
-    "SavedObject", "SignedUpload", "backend_class", "content_disposition", "get_store", "read_head",
+    "BACKENDS", "KEEP_HEAD", "READ_BLOCK", "HashingReader", "MediaStore", "MultipartNotSupported", "ObjectInfo",
+    "ObjectStat", "SavedObject", "SignedMultipart", "SignedUpload", "backend_class", "content_disposition", "get_store", "read_head",
 ]
 
 BACKENDS = {

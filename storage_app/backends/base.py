@@ -7,7 +7,8 @@ backend they hold (local.py, s3.py, or any class `MEDIA_STORAGE_BACKEND` names).
 - reads byte ranges as an iterator of chunks, decrypting only the chunks a range needs;
 - copies, moves, deletes (a missing key is fine), stats, lists by prefix, sweeps partial writes;
 - signs download and upload URLs (app-signed by default; a backend may presign its own).
-A backend implements `_write`, `_read`, `stat`, `delete`, `copy`, `list` and `sweep_partial`; the
+A backend implements `_write`, `_read`, `stat`, `delete`, `copy`, `list`, `sweep_partial` and the four
+`_append*` steps of a resumable write; the
 rest has defaults here. Every key is validated before any call reaches the backend.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import io
 import logging
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +26,7 @@ from urllib.parse import quote
 
 from django.core.files.storage import Storage
 
-from config.errors import NotFound, StorageUnavailable
+from config.errors import InvalidRequest, NotFound, StorageUnavailable
 from storage_app import crypto, signing
 from storage_app.backends.streams import HashingReader, read_head
 from storage_app.keys import validate_key
@@ -61,6 +62,22 @@ class SignedUpload:
     post_fields: dict[str, str]
     expires_at: datetime
 
+
+
+@dataclass(frozen=True)
+class SignedMultipart:
+    """An S3 multipart upload a client sends straight to the bucket: one presigned URL per part."""
+
+    upload_id: str
+    part_size: int  # every part but the last has exactly this many bytes
+    part_urls: list[str]  # part n (1-based) goes to part_urls[n - 1], by PUT
+    expires_at: datetime
+
+
+class MultipartNotSupported(InvalidRequest):
+    code = "multipart_not_supported"
+    message = ("Direct multipart uploads need the S3 backend without app encryption; "
+               "use a resumable (tus) upload at /v1/uploads/ instead.")
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,72 @@ class MediaStore(ABC):
             self.delete(key)
         except Exception:  # the original error matters more; reconciliation finds leftovers
             logger.exception("could not remove partial object %s", key)
+
+    # -- resumable writes (tus) --------------------------------------------------------
+    # An object written over several requests. The caller persists the state dict (JSON) after
+    # each `append` and passes it back: the backend's own part (a partial file, an S3 multipart
+    # upload and its parts) and, with app encryption, the `crypto.StreamSealer` state. The state
+    # is the truth: bytes a failed append wrote beyond it are discarded by the next append.
+    # Nothing is visible under `key` until `append_finish`; `append_abort` removes everything.
+    def append_open(self, key: str, *, content_type: str, total: int) -> dict:
+        """Begin a resumable write of `total` plaintext bytes to `key`."""
+        validate_key(key)
+        state = {"key": key, "total": total, "backend": self._append_open(key, content_type=content_type)}
+        if self.encryption == "app":
+            state["crypto"] = crypto.StreamSealer.begin(self.keyring)
+        return state
+
+    def append(self, state: dict, chunks: Iterable[bytes | memoryview]) -> dict:
+        """Append plaintext `chunks`; answers the state to persist. Memory stays bounded (a part)."""
+        key = validate_key(state["key"])
+        if "crypto" not in state:
+            return {**state, "backend": self._append(key, state["backend"], iter(chunks))}
+        sealer = crypto.StreamSealer(self.keyring, state["crypto"], total=state["total"])
+        backend = self._append(key, state["backend"], sealer.seal(chunks))
+        return {**state, "backend": backend, "crypto": sealer.state}
+
+    def append_finish(self, state: dict) -> str:
+        """Make the whole object visible under its key, atomically; answers the master key id ("" when
+        not app-encrypted)."""
+        key = validate_key(state["key"])
+        if "crypto" not in state:
+            self._append_finish(key, state["backend"], b"")
+            return ""
+        sealer = crypto.StreamSealer(self.keyring, state["crypto"], total=state["total"])
+        self._append_finish(key, state["backend"], sealer.final_chunk())
+        return sealer.key_id
+
+    def append_abort(self, state: dict) -> None:
+        """Remove what a resumable write stored; safe to call twice."""
+        self._append_abort(validate_key(state["key"]), state["backend"])
+
+    @abstractmethod
+    def _append_open(self, key: str, *, content_type: str) -> dict:
+        """The backend's state of a new resumable write (JSON-able)."""
+
+    @abstractmethod
+    def _append(self, key: str, state: dict, chunks: Iterator[bytes | memoryview]) -> dict:
+        """Append stored bytes after what `state` holds (dropping anything beyond it first)."""
+
+    @abstractmethod
+    def _append_finish(self, key: str, state: dict, last: bytes) -> None:
+        """Append `last`, then put the whole object under `key` atomically."""
+
+    @abstractmethod
+    def _append_abort(self, key: str, state: dict) -> None:
+        """Remove the partial object; a missing one is fine."""
+
+    # -- direct multipart uploads (S3) ---------------------------------------------------
+    def signed_multipart_upload(self, key: str, *, content_type: str, size: int, ttl: float) -> SignedMultipart:
+        """Presigned part URLs a client uploads `size` bytes to, straight to the backend."""
+        raise MultipartNotSupported()
+
+    def complete_multipart(self, key: str, *, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the uploaded parts (number, ETag) into the object under `key`."""
+        raise MultipartNotSupported()
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None:
+        raise MultipartNotSupported()
 
     # -- reading ----------------------------------------------------------------------
     def open_range(self, key: str, start: int = 0, end: int | None = None, *,
@@ -209,9 +292,11 @@ class MediaStore(ABC):
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
     @abstractmethod
-    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False,
+                      keep: frozenset[str] = frozenset()) -> list[str]:
         """Remove what writes that never finished left behind (a worker killed mid-upload) and
-        that is older than `older_than`; answer what was (or, dry run, would be) removed."""
+        that is older than `older_than`; answer what was (or, dry run, would be) removed. `keep`
+        names writes still under way (S3 multipart upload ids) that must stay whatever their age."""
 
     # -- signed URLs -------------------------------------------------------------------
     def signed_download_url(self, key: str, ttl: float, *, encrypted: bool = False,

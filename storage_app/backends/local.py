@@ -21,6 +21,7 @@ from storage_app.keys import validate_key
 
 WRITEBACK_STEP = 8 * 1024 * 1024  # start writing to disk every 8 MiB, not all at the fsync
 TMP_DIR = ".tmp"  # temp files; a leading-dot segment can never be a valid key
+APPEND_DIR = ".uploads"  # resumable writes under way: kept until finished or aborted, never swept
 
 
 class LocalStore(MediaStore):
@@ -47,6 +48,46 @@ class LocalStore(MediaStore):
                 tmp.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageUnavailable(f"Local storage write failed: {exc.strerror}.") from exc
+
+    def _append_open(self, key: str, *, content_type: str) -> dict:
+        return {"part": f"{APPEND_DIR}/{uuid.uuid4().hex}.part", "size": 0}
+
+    def _append(self, key: str, state: dict, chunks: Iterator[bytes | memoryview]) -> dict:
+        path = self._append_path(state)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                os.ftruncate(fd, state["size"])  # what a failed append wrote past the state goes
+                os.lseek(fd, state["size"], os.SEEK_SET)
+                written = _write_fd(fd, chunks)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageUnavailable(f"Local storage write failed: {exc.strerror}.") from exc
+        return {**state, "size": state["size"] + written}
+
+    def _append_finish(self, key: str, state: dict, last: bytes) -> None:
+        state = self._append(key, state, iter((last,))) if last else state
+        path, target = self._append_path(state), self.path(key)
+        try:
+            os.truncate(path, state["size"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except OSError as exc:
+            raise StorageUnavailable(f"Local storage write failed: {exc.strerror}.") from exc
+
+    def _append_abort(self, key: str, state: dict) -> None:
+        try:
+            self._append_path(state).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"Local storage delete failed: {exc.strerror}.") from exc
+
+    def _append_path(self, state: dict) -> Path:
+        name = state["part"]
+        if not (name.startswith(f"{APPEND_DIR}/") and name.count("/") == 1 and ".." not in name):
+            raise ValueError(f"not a partial upload: {name!r}")
+        return self.root / name
 
     def _read(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
         try:
@@ -114,7 +155,8 @@ class LocalStore(MediaStore):
                     stat = full.stat()
                     yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc))
 
-    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False,
+                      keep: frozenset[str] = frozenset()) -> list[str]:
         """The `.part` files of unfinished writes. They name no key, so a sweep of any prefix
         takes them all; one still being written has a fresh modification time."""
         found = []
@@ -141,21 +183,28 @@ def _write_file(path: Path, chunks: Iterator[bytes | memoryview]) -> None:
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
-        batch: list[bytes | memoryview] = []
-        batched = written = flushed = 0
-        for chunk in chunks:
-            batch.append(chunk)
-            batched += len(chunk)
-            if batched >= WRITE_BLOCK or len(batch) >= 256:
-                _write_all(fd, batch)
-                written, batch, batched = written + batched, [], 0
-                if written - flushed >= WRITEBACK_STEP:
-                    _start_writeback(fd, flushed, written - flushed)
-                    flushed = written
-        _write_all(fd, batch)
-        os.fsync(fd)
+        _write_fd(fd, chunks)
     finally:
         os.close(fd)
+
+
+def _write_fd(fd: int, chunks: Iterator[bytes | memoryview]) -> int:
+    """Write `chunks` at the descriptor's position, fsync, and answer how many bytes went."""
+    start = os.lseek(fd, 0, os.SEEK_CUR)
+    batch: list[bytes | memoryview] = []
+    batched = written = flushed = 0
+    for chunk in chunks:
+        batch.append(chunk)
+        batched += len(chunk)
+        if batched >= WRITE_BLOCK or len(batch) >= 256:
+            _write_all(fd, batch)
+            written, batch, batched = written + batched, [], 0
+            if written - flushed >= WRITEBACK_STEP:
+                _start_writeback(fd, start + flushed, written - flushed)
+                flushed = written
+    _write_all(fd, batch)
+    os.fsync(fd)
+    return written + batched
 
 
 def _write_all(fd: int, buffers: list[bytes | memoryview]) -> None:

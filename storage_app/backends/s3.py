@@ -7,7 +7,9 @@ URLs are presigned PUTs and POST forms unless bytes must pass through the app to
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
@@ -15,13 +17,21 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files.storage import Storage
 
-from config.errors import NotFound, StorageUnavailable
-from storage_app.backends.base import MediaStore, ObjectInfo, ObjectStat, SignedUpload, content_disposition
+from config.errors import Conflict, NotFound, StorageUnavailable
+from storage_app.backends.base import (
+    MediaStore, ObjectInfo, ObjectStat, SignedMultipart, SignedUpload, content_disposition,
+)
 from storage_app.backends.presign import QueryPresigner
 from storage_app.backends.streams import READ_BLOCK
 from storage_app.keys import validate_key
 
 logger = logging.getLogger("mediastore.storage")
+
+PART_SIZE = 8 * 1024 * 1024  # parts of a resumable write; at most one is held in memory
+MIN_PART = 5 * 1024 * 1024  # S3's least size of any part but the last
+MAX_PARTS = 10000
+MULTIPART_REFUSALS = ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload", "MalformedXML")
+TAIL_PREFIX = "_uploads/"  # the bytes of a resumable write that do not yet fill a part
 
 
 class S3Store(MediaStore):
@@ -94,10 +104,103 @@ class S3Store(MediaStore):
             raise mapped from exc
 
     def _write(self, key: str, stream: BinaryIO, *, content_type: str) -> None:
-        extra = {"ContentType": content_type}
-        if self.encryption == "sse":
-            extra["ServerSideEncryption"] = "AES256"
+        extra = {"ContentType": content_type, **self._sse()}
         self._call(key, self.client.upload_fileobj, stream, self.bucket, key, ExtraArgs=extra, Config=self.transfer)
+
+    def _sse(self) -> dict:
+        return {"ServerSideEncryption": "AES256"} if self.encryption == "sse" else {}
+
+    # A resumable write is one S3 multipart upload at the object's own key: parts of PART_SIZE as
+    # they fill, and what is left at the end of a request (under MIN_PART) in a small tail object
+    # read back by the next request; completion lists the parts, so a part a failed request sent
+    # beyond the state is simply not part of the object.
+    def _append_open(self, key: str, *, content_type: str) -> dict:
+        created = self._call(key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key,
+                             ContentType=content_type, **self._sse())
+        return {"upload_id": created["UploadId"], "parts": [], "tail": f"{TAIL_PREFIX}{uuid.uuid4().hex}",
+                "tail_size": 0}
+
+    def _append(self, key: str, state: dict, chunks: Iterator[bytes | memoryview]) -> dict:
+        state = {**state, "parts": list(state["parts"])}
+        buffer = bytearray(self._read_tail(state))
+        for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= PART_SIZE:
+                self._upload_part(key, state, bytes(buffer[:PART_SIZE]))
+                del buffer[:PART_SIZE]
+        if len(buffer) >= MIN_PART:
+            self._upload_part(key, state, bytes(buffer))
+            buffer = bytearray()
+        if buffer:
+            self._call(key, self.client.put_object, Bucket=self.bucket, Key=state["tail"], Body=bytes(buffer),
+                       **self._sse())
+        state["tail_size"] = len(buffer)
+        return state
+
+    def _read_tail(self, state: dict) -> bytes:
+        if not state["tail_size"]:
+            return b""
+        body = self._call(state["tail"], self.client.get_object, Bucket=self.bucket, Key=state["tail"])["Body"]
+        data = body.read()
+        if len(data) != state["tail_size"]:
+            raise StorageUnavailable("The stored tail of a resumable upload has the wrong size.")
+        return data
+
+    def _upload_part(self, key: str, state: dict, data: bytes) -> None:
+        number = len(state["parts"]) + 1
+        answer = self._call(key, self.client.upload_part, Bucket=self.bucket, Key=key, UploadId=state["upload_id"],
+                            PartNumber=number, Body=data)
+        state["parts"].append([number, answer["ETag"]])
+
+    def _append_finish(self, key: str, state: dict, last: bytes) -> None:
+        state = {**state, "parts": list(state["parts"])}
+        rest = self._read_tail(state) + last
+        if rest or not state["parts"]:
+            self._upload_part(key, state, rest)
+        self.complete_multipart(key, upload_id=state["upload_id"], parts=[tuple(p) for p in state["parts"]])
+        if state["tail_size"]:
+            self.delete(state["tail"])
+
+    def _append_abort(self, key: str, state: dict) -> None:
+        self.abort_multipart(key, upload_id=state["upload_id"])
+        self.delete(state["tail"])
+
+    def signed_multipart_upload(self, key: str, *, content_type: str, size: int, ttl: float) -> SignedMultipart:
+        if self.encryption == "app":  # bytes must pass through the app to be encrypted
+            return super().signed_multipart_upload(key, content_type=content_type, size=size, ttl=ttl)
+        validate_key(key)
+        part_size = max(PART_SIZE, math.ceil(size / MAX_PARTS))
+        created = self._call(key, self.client.create_multipart_upload, Bucket=self.bucket, Key=key,
+                             ContentType=content_type, **self._sse())
+        upload_id = created["UploadId"]
+        urls = [self.presign_client.generate_presigned_url(
+                    "upload_part", ExpiresIn=int(ttl),
+                    Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number})
+                for number in range(1, max(1, math.ceil(size / part_size)) + 1)]
+        return SignedMultipart(upload_id=upload_id, part_size=part_size, part_urls=urls,
+                               expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(ttl)))
+
+    def complete_multipart(self, key: str, *, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        from botocore.exceptions import ClientError
+
+        listing = {"Parts": [{"PartNumber": int(number), "ETag": etag} for number, etag in sorted(parts)]}
+        try:
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=validate_key(key), UploadId=upload_id,
+                                                  MultipartUpload=listing)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in MULTIPART_REFUSALS:  # the client's parts, not the storage, are at fault
+                raise Conflict(f"S3 refused the parts: {code}.", code="multipart_incomplete") from exc
+            raise self._errors(exc, key) from exc
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=validate_key(key), UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":  # aborted before: fine
+                raise self._errors(exc, key) from exc
 
     def _read(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
         kwargs = {"Bucket": self.bucket, "Key": key}
@@ -132,16 +235,18 @@ class S3Store(MediaStore):
             for item in page.get("Contents", []):
                 yield ObjectInfo(item["Key"], item["Size"], item.get("LastModified"))
 
-    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False,
+                      keep: frozenset[str] = frozenset()) -> list[str]:
         """Abort multipart uploads under `prefix` begun before `older_than`: their parts are
-        stored (and billed) until aborted, yet no listing of objects shows them."""
-        return self._call(prefix, self._sweep_uploads, prefix, older_than, dry_run)
+        stored (and billed) until aborted, yet no listing of objects shows them. Those in `keep`
+        (the upload ids of resumable and direct uploads still under way) stay."""
+        return self._call(prefix, self._sweep_uploads, prefix, older_than, dry_run, keep)
 
-    def _sweep_uploads(self, prefix: str, older_than: datetime, dry_run: bool) -> list[str]:
+    def _sweep_uploads(self, prefix: str, older_than: datetime, dry_run: bool, keep: frozenset[str]) -> list[str]:
         found = []
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] >= older_than:
+                if upload["Initiated"] >= older_than or upload["UploadId"] in keep:
                     continue
                 if not dry_run:
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],

@@ -32,8 +32,10 @@ class Digest:
     BATCH = 4 * 1024 * 1024
     QUEUED = 2
 
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
+    def __init__(self, running: hashlib._Hash | None = None) -> None:
+        # `running`: a hash to continue (a resumable upload's, one request after another); it
+        # holds everything once `close()` returns.
+        self._hash = running if running is not None else hashlib.sha256()
         self._seen = 0
         self._batch: list[bytes | memoryview] = []
         self._batched = 0

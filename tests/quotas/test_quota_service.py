@@ -100,3 +100,12 @@ def test_fifty_concurrent_uploads_where_ten_fit_store_at_most_ten(requires_postg
     assert used == sum(stored.values_list("bytes", flat=True)) <= size * 10 + size // 2
     assert reserved == 0 and files == stored.count()
     assert len(store_keys("organizations/")) == stored.count()
+
+
+def test_the_seeded_plans_allow_files_the_size_of_video(db):
+    from quotas.models import Plan
+    from quotas.services import plans_ensure_seeded
+
+    plans_ensure_seeded()
+    limits = dict(Plan.objects.values_list("slug", "max_file_bytes"))
+    assert (limits["individual"], limits["organization"]) == (2 * 1024**3, 10 * 1024**3)

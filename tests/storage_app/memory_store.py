@@ -33,6 +33,7 @@ class _Bucket:
     def __init__(self) -> None:
         self.objects: dict[str, _Stored] = {}
         self.partial: dict[str, tuple[str, datetime]] = {}  # write id -> (key, begun): writes under way
+        self.appends: dict[str, bytearray] = {}  # resumable writes under way, by id
         self.versions = itertools.count(1)
         self.lock = threading.Lock()
 
@@ -51,6 +52,7 @@ class MemoryStore(MediaStore):
         with _buckets_lock:
             bucket = _buckets.setdefault(storage, _Bucket())
         self._objects, self._partial, self._versions = bucket.objects, bucket.partial, bucket.versions
+        self._appends = bucket.appends
         self._lock = bucket.lock
 
     def _write(self, key: str, stream: BinaryIO, *, content_type: str) -> None:
@@ -66,6 +68,35 @@ class MemoryStore(MediaStore):
         finally:
             with self._lock:
                 self._partial.pop(write_id, None)
+
+    def _append_open(self, key: str, *, content_type: str) -> dict:
+        with self._lock:
+            write_id = uuid.uuid4().hex
+            self._appends[write_id] = bytearray()
+        return {"id": write_id, "size": 0, "content_type": content_type}
+
+    def _append(self, key: str, state: dict, chunks: Iterator[bytes | memoryview]) -> dict:
+        with self._lock:
+            data = self._appends[state["id"]]
+            del data[state["size"]:]  # what a failed append wrote past the state
+        for chunk in chunks:
+            data += chunk
+        return {**state, "size": len(data)}
+
+    def _append_finish(self, key: str, state: dict, last: bytes) -> None:
+        with self._lock:
+            data = self._appends.pop(state["id"])
+            self._objects[key] = _Stored(bytes(data[:state["size"]]) + last, next(self._versions),
+                                         datetime.now(timezone.utc), state["content_type"])
+
+    def _append_abort(self, key: str, state: dict) -> None:
+        with self._lock:
+            self._appends.pop(state["id"], None)
+
+    def append_sizes(self) -> list[int]:
+        """Bytes held by resumable writes under way (for tests of their cleanup)."""
+        with self._lock:
+            return [len(data) for data in self._appends.values()]
 
     def _get(self, key: str) -> _Stored:
         stored = self._objects.get(validate_key(key))
@@ -99,7 +130,8 @@ class MemoryStore(MediaStore):
         for key, stored in found:
             yield ObjectInfo(key, len(stored.data), stored.modified)
 
-    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False) -> list[str]:
+    def sweep_partial(self, *, prefix: str, older_than: datetime, dry_run: bool = False,
+                      keep: frozenset[str] = frozenset()) -> list[str]:
         """Writes under `prefix` begun before `older_than` and still unfinished are abandoned."""
         with self._lock:
             old = sorted((key, write_id) for write_id, (key, begun) in self._partial.items()
