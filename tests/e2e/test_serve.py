@@ -156,6 +156,7 @@ def test_serve_on_a_taken_port_exits_non_zero_with_one_clear_last_line(var, take
 
 def test_make_run_on_a_taken_port_exits_non_zero(var, taken_port):
     env = server_env(var, taken_port, MEDIASTORE_BIND=f"127.0.0.1:{taken_port}")
+    env = {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}  # as typed, not nested
     # `-o install`: the environment the suite runs in is installed already (and may be shared).
     result = subprocess.run(["make", "-o", "install", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode != 0
