@@ -1,0 +1,211 @@
+"""Mutation testing of the modules that guard tenants, money and bytes (`make mutate`).
+
+Each module is mutated on its own by mutmut 3, judged only by the tests that exercise it (a
+few seconds per mutant instead of the whole suite), with at most `--max-children` workers: the
+machine is shared. Results per module go to docs/mutation.json; docs/mutation.md is rendered
+from it, with every surviving mutant and the reason it is left (tools/mutation_survivors.py).
+
+    python tools/mutate.py                      # every module, then the report
+    python tools/mutate.py --module keys        # one module (its section of the report)
+    python tools/mutate.py --day-of-year        # CI: one module, chosen by today's date
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "mutation.json"
+REPORT = ROOT / "docs" / "mutation.md"
+THRESHOLD = 85.0
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str                                 # the file mutmut mutates
+    tests: tuple[str, ...]                    # the tests that judge it
+    functions: tuple[str, ...] = ()           # only these functions count (empty: all of the file)
+    guards: str = ""                          # one line for the report
+
+    @property
+    def dotted(self) -> str:
+        return self.path.removesuffix(".py").replace("/", ".")
+
+
+MODULES: dict[str, Module] = {
+    "quotas": Module(
+        "quotas/services.py", ("tests/quotas/test_quota_service.py",),
+        guards="the quota service: reserve, charge, release, recalculate"),
+    "signing": Module(
+        "storage_app/signing.py", ("tests/storage_app/test_signing.py",),
+        guards="app URL signing and verification"),
+    "keys": Module(
+        "storage_app/keys.py", ("tests/storage_app/test_keys.py",),
+        guards="storage key building and validation"),
+    "authentication": Module(
+        "accounts/authentication.py", ("tests/accounts/test_api_keys.py",),
+        guards="API key authentication (headers, lookup, revocation, last use)"),
+    "api_key_lookup": Module(
+        "accounts/services.py", ("tests/accounts/test_api_keys.py",),
+        functions=("hash_secret", "key_prefix", "api_key_lookup"),
+        guards="the API key lookup the authentication builds on"),
+    "url_policy": Module(
+        "config/url_policy.py", ("tests/config/test_url_policy.py", "tests/config/test_http_client.py"),
+        guards="the remote-fetch address and URL policy"),
+    "selectors": Module(
+        "media_app/selectors.py", ("tests/media_app/test_selectors.py", "tests/media_app/test_media_read.py"),
+        guards="media visibility and access selectors"),
+    "grants": Module(
+        "media_app/grants.py", ("tests/storage_app/test_upload_grants.py",),
+        guards="the upload-grant rules of app-signed /files/ URLs"),
+}
+
+
+# ------------------------------------------------------------------ one module, in mutants/
+
+def _worker(name: str, max_children: int) -> None:
+    """Runs inside a fresh process: mutmut's configuration is read once per process."""
+    from mutmut import configuration
+    from mutmut.__main__ import cli
+
+    module = MODULES[name]
+    cfg = configuration.config()
+    cfg.only_mutate = [module.path]
+    cfg.pytest_add_cli_args_test_selection = list(module.tests)
+    patterns = [f"{module.dotted}.x{'_' if not f.startswith('_') else '_'}{f}__mutmut_*"
+                for f in module.functions]
+    cli.main(["run", "--max-children", str(max_children), *patterns], standalone_mode=False)
+
+
+def _mutant_diff(name: str) -> str:
+    """The changed line of a mutant, as `mutmut show` prints it."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT,
+                         capture_output=True, text=True, check=False).stdout
+    changed = [line[1:].strip() for line in out.splitlines()
+               if line.startswith("+") and not line.startswith("+++")]
+    return " / ".join(changed)[:160]
+
+
+def _collect(name: str) -> dict:
+    from mutmut.stats import status_by_exit_code
+
+    module = MODULES[name]
+    meta = json.loads((ROOT / "mutants" / f"{module.path}.meta").read_text())
+    wanted = [f"{module.dotted}.x{'_' if not f.startswith('_') else '_'}{f}__mutmut_*" for f in module.functions]
+    statuses = {mutant: status_by_exit_code[code] for mutant, code in meta["exit_code_by_key"].items()
+                if not wanted or any(fnmatch.fnmatch(mutant, w) for w in wanted)}
+    killed = sum(1 for s in statuses.values() if s in ("killed", "timeout", "caught by type check"))
+    survivors = {m: _mutant_diff(m) for m, s in sorted(statuses.items(), key=lambda i: _order(i[0]))
+                 if s not in ("killed", "timeout", "caught by type check")}
+    return {"mutants": len(statuses), "killed": killed, "survived": len(statuses) - killed,
+            "score": round(100.0 * killed / len(statuses), 1) if statuses else 100.0,
+            "survivors": survivors, "statuses": sorted(set(statuses.values()))}
+
+
+def _order(mutant: str) -> tuple[str, int]:
+    base, _, number = mutant.rpartition("__mutmut_")
+    return base, int(number)
+
+
+def run_module(name: str, max_children: int) -> dict:
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)   # a fresh copy: no stale verdicts
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, __file__, "_worker", name, str(max_children)], cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"mutmut failed on {name} (exit {proc.returncode})")
+    result = _collect(name)
+    result["seconds"] = round(time.monotonic() - started)
+    result["max_children"] = max_children
+    result["date"] = datetime.date.today().isoformat()
+    return result
+
+
+# ------------------------------------------------------------------ the report
+
+def render(results: dict) -> str:
+    from tools.mutation_survivors import WHY
+
+    lines = [
+        "# Mutation testing",
+        "",
+        "`make mutate` (tools/mutate.py, mutmut 3) mutates each module that guards tenants, money or",
+        "bytes on its own and runs only the tests listed for it. A mutant is *killed* when one of",
+        f"those tests fails (or times out). Every module must kill at least {THRESHOLD:.0f}%; CI",
+        "(`.ci/run`) runs one module a day, chosen by the day of the year. Regenerate with",
+        "`make mutate` (all modules) or `make mutate MUTATE_ARGS='--module keys'`.",
+        "",
+        "| module | file | tests | mutants | killed | survived | score | run time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, module in MODULES.items():
+        r = results.get(name)
+        scope = module.path + (f" ({', '.join(module.functions)})" if module.functions else "")
+        tests = ", ".join(Path(t).name for t in module.tests)
+        if r is None:
+            lines.append(f"| {name} | {scope} | {tests} | not run | | | | |")
+            continue
+        lines.append(f"| {name} | {scope} | {tests} | {r['mutants']} | {r['killed']} | {r['survived']} "
+                     f"| {r['score']}% | {r['seconds']} s (max-children {r['max_children']}, {r['date']}) |")
+    lines += ["", "## Surviving mutants", "",
+              "Each is named as `mutmut show NAME` shows it, with the mutated line and why no test kills it.", ""]
+    for name, module in MODULES.items():
+        survivors = (results.get(name) or {}).get("survivors") or {}
+        lines.append(f"### {name}: {module.guards}")
+        lines.append("")
+        if not survivors:
+            lines += ["None.", ""]
+            continue
+        for mutant, diff in survivors.items():
+            why = WHY.get(mutant, "NOT EXPLAINED: add a test or a reason in tools/mutation_survivors.py")
+            lines.append(f"- `{mutant}`: `{diff}`: {why}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_worker"]:
+        _worker(argv[1], int(argv[2]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--module", action="append", choices=sorted(MODULES), help="repeatable; default: all")
+    parser.add_argument("--day-of-year", action="store_true", help="one module, chosen by today's date (CI)")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (the machine is shared)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="minimum %% killed per module")
+    parser.add_argument("--no-report", action="store_true", help="do not touch docs/mutation.{json,md}")
+    args = parser.parse_args(argv)
+
+    names = args.module or list(MODULES)
+    if args.day_of_year:
+        names = [list(MODULES)[datetime.date.today().timetuple().tm_yday % len(MODULES)]]
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    failed = []
+    for name in names:
+        print(f"== mutate {name}: {MODULES[name].path} judged by {' '.join(MODULES[name].tests)}", flush=True)
+        result = run_module(name, args.max_children)
+        results[name] = result
+        print(f"== {name}: {result['killed']}/{result['mutants']} killed ({result['score']}%), "
+              f"{result['survived']} survived, {result['seconds']} s", flush=True)
+        if result["score"] < args.threshold:
+            failed.append(name)
+    if not args.no_report:
+        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        REPORT.write_text(render(results) + "\n")
+    if failed:
+        print(f"below {args.threshold:.0f}% killed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    sys.exit(main(sys.argv[1:]))
