@@ -81,6 +81,8 @@ def _worker(name: str, max_children: int) -> None:
     cfg = configuration.config()
     cfg.only_mutate = [module.path]
     cfg.pytest_add_cli_args_test_selection = list(module.tests)
+    (ROOT / "mutants").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "tools" / "mutmut_conftest.py", ROOT / "mutants" / "conftest.py")
     patterns = [f"{module.dotted}.x{'_' if not f.startswith('_') else '_'}{f}__mutmut_*"
                 for f in module.functions]
     cli.main(["run", "--max-children", str(max_children), *patterns], standalone_mode=False)
