@@ -65,7 +65,7 @@ MODULES: dict[str, Module] = {
         "media_app/selectors.py", ("tests/media_app/test_selectors.py", "tests/media_app/test_media_read.py"),
         guards="media visibility and access selectors"),
     "grants": Module(
-        "media_app/grants.py", ("tests/storage_app/test_upload_grants.py",),
+        "media_app/grants.py", ("tests/media_app/test_grants.py",),
         guards="the upload-grant rules of app-signed /files/ URLs"),
 }
 
