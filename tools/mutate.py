@@ -72,6 +72,11 @@ MODULES: dict[str, Module] = {
 
 # ------------------------------------------------------------------ one module, in mutants/
 
+def _patterns(module: Module) -> list[str]:
+    """mutmut's names for the mutants of `module.functions` (`x_<name>__mutmut_<n>`)."""
+    return [f"{module.dotted}.x_{f}__mutmut_*" for f in module.functions]
+
+
 def _worker(name: str, max_children: int) -> None:
     """Runs inside a fresh process: mutmut's configuration is read once per process."""
     from mutmut import configuration
@@ -83,34 +88,37 @@ def _worker(name: str, max_children: int) -> None:
     cfg.pytest_add_cli_args_test_selection = list(module.tests)
     (ROOT / "mutants").mkdir(exist_ok=True)
     shutil.copy(ROOT / "tools" / "mutmut_conftest.py", ROOT / "mutants" / "conftest.py")
-    patterns = [f"{module.dotted}.x{'_' if not f.startswith('_') else '_'}{f}__mutmut_*"
-                for f in module.functions]
-    cli.main(["run", "--max-children", str(max_children), *patterns], standalone_mode=False)
+    try:
+        cli.main(["run", "--max-children", str(max_children), *_patterns(module)], standalone_mode=False)
+    except SystemExit as exc:  # mutmut exits on a failing clean run; say so to the caller
+        if exc.code:
+            raise
+    (ROOT / "mutants" / "mutate-result.json").write_text(json.dumps(_collect(module)))
 
 
-def _mutant_diff(name: str) -> str:
-    """The changed line of a mutant, as `mutmut show` prints it."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT,
-                         capture_output=True, text=True, check=False).stdout
-    changed = [line[1:].strip() for line in out.splitlines()
-               if line.startswith("+") and not line.startswith("+++")]
+def _changed_lines(mutant: str, path: str) -> str:
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    diff = get_diff_for_mutant(mutant, path=path)
+    changed = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     return " / ".join(changed)[:160]
 
 
-def _collect(name: str) -> dict:
+def _collect(module: Module) -> dict:
     from mutmut.stats import status_by_exit_code
 
-    module = MODULES[name]
     meta = json.loads((ROOT / "mutants" / f"{module.path}.meta").read_text())
-    wanted = [f"{module.dotted}.x{'_' if not f.startswith('_') else '_'}{f}__mutmut_*" for f in module.functions]
+    wanted = _patterns(module)
     statuses = {mutant: status_by_exit_code[code] for mutant, code in meta["exit_code_by_key"].items()
                 if not wanted or any(fnmatch.fnmatch(mutant, w) for w in wanted)}
-    killed = sum(1 for s in statuses.values() if s in ("killed", "timeout", "caught by type check"))
-    survivors = {m: _mutant_diff(m) for m, s in sorted(statuses.items(), key=lambda i: _order(i[0]))
-                 if s not in ("killed", "timeout", "caught by type check")}
+    killed = sum(1 for s in statuses.values() if s in KILLED)
+    survivors = {m: _changed_lines(m, module.path) for m in sorted(statuses, key=_order) if statuses[m] not in KILLED}
     return {"mutants": len(statuses), "killed": killed, "survived": len(statuses) - killed,
             "score": round(100.0 * killed / len(statuses), 1) if statuses else 100.0,
-            "survivors": survivors, "statuses": sorted(set(statuses.values()))}
+            "survivors": survivors, "not_killed_as": sorted({statuses[m] for m in survivors})}
+
+
+KILLED = ("killed", "timeout", "caught by type check")
 
 
 def _order(mutant: str) -> tuple[str, int]:
@@ -118,13 +126,25 @@ def _order(mutant: str) -> tuple[str, int]:
     return base, int(number)
 
 
+def _environment() -> dict[str, str]:
+    """SQLite, the local backend and no CI flag: the mutation run needs no service, and tests
+    that need PostgreSQL or Redis skip instead of failing (they cannot kill a mutant here)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI", "DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "MEDIASTORE_TEST_BACKEND")}
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
 def run_module(name: str, max_children: int) -> dict:
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)   # a fresh copy: no stale verdicts
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "_worker", name, str(max_children)], cwd=ROOT, check=False)
-    if proc.returncode != 0:
+    proc = subprocess.Popen([sys.executable, __file__, "_worker", name, str(max_children)], cwd=ROOT,
+                            env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # text mode splits mutmut's carriage-return spinner into lines: drop them
+        if line.strip() and not "\u2800" <= line.lstrip()[0] <= "\u28ff":
+            print("   ", line.rstrip(), flush=True)
+    if proc.wait() != 0:
         raise SystemExit(f"mutmut failed on {name} (exit {proc.returncode})")
-    result = _collect(name)
+    result = json.loads((ROOT / "mutants" / "mutate-result.json").read_text())
     result["seconds"] = round(time.monotonic() - started)
     result["max_children"] = max_children
     result["date"] = datetime.date.today().isoformat()
