@@ -143,3 +143,12 @@ def test_an_alias_of_another_file_does_not_keep_this_one_live(alice):
 
 def test_a_key_no_file_has_is_not_live(db):
     assert media_object_live(key="organizations/1/files/1/nothing.png") is False
+
+
+def test_claiming_and_releasing_one_upload_leaves_the_others_of_the_organization_alone(alice):
+    first, second = pending(alice, "med_one"), pending(alice, "med_two")
+    media_upload_claim(key=first)
+    assert (claimed_at("med_one"), claimed_at("med_two")) == (NOW, None)
+    media_upload_claim(key=second)
+    media_upload_release(key=first)
+    assert (claimed_at("med_one"), claimed_at("med_two")) == (None, NOW)

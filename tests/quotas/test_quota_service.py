@@ -131,6 +131,14 @@ def test_the_bytes_available_are_the_limit_less_used_and_reserved_and_never_nega
     assert quota_available(organization=acme) == 0
 
 
+def test_without_an_override_the_plans_limit_is_available_from_one_read_of_the_quota(
+        acme, django_assert_num_queries):
+    quota_get(organization=acme)
+    Quota.objects.filter(organization=acme).update(used_bytes=30, reserved_bytes=20)
+    with django_assert_num_queries(1):
+        assert quota_available(organization=acme) == acme.plan.storage_limit_bytes - 50
+
+
 def test_an_override_of_zero_is_a_limit_of_zero_not_the_plans(acme):
     quota_get(organization=acme)
     limit(acme, 0)

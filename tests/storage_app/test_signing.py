@@ -104,3 +104,8 @@ def test_a_url_is_the_base_url_the_quoted_key_and_the_parameters(settings):
     url = signed_url(replace(FULL, max_bytes=None, content_type="", filename=""))
     sig = grant_params(replace(FULL, max_bytes=None, content_type="", filename=""))["sig"]
     assert url == f"https://media.example/files/organizations/1/files/2/a%20b.png?op=put&exp=2000000000&sig={sig}"
+
+
+def test_a_grant_without_optional_fields_verifies_back_to_itself():
+    plain = SignedGrant(op="get", key=KEY, expires=2_000_000_000)
+    assert verify("get", KEY, grant_params(plain), now=1_000) == plain
