@@ -11,7 +11,25 @@ _SIG_DEFAULT = ("equivalent: a missing `{}` fails verification whatever the defa
 _INT_DEFAULT = ("equivalent: a missing `exp` must be refused; int() of '', None or 'XXXX' all raise, and "
                 "all three become the same SignatureInvalid")
 
+_CONVERTER_ARGS = ("equivalent: the converters of these four models' fields (datetimes, JSON, booleans) read only "
+                   "the value, not the column, its table alias or the connection")
+_DB_ALIAS = ("equivalent: with one database (or the replica router, which ignores the model) the alias is "
+             "'default' either way, and assigning the related objects sets each instance's database")
+
 WHY: dict[str, str] = {
+    # accounts/authentication.py
+    "accounts.authentication.x_credentials_from__mutmut_3": (
+        "equivalent: a missing header read as None or '' is falsy either way"),
+    "accounts.authentication.x_credentials_from__mutmut_5": (
+        "equivalent: a missing header read as None or '' is falsy either way"),
+    "accounts.authentication.x__converted__mutmut_2": _CONVERTER_ARGS,
+    "accounts.authentication.x__converted__mutmut_8": _CONVERTER_ARGS,
+    "accounts.authentication.x__converted__mutmut_9": _CONVERTER_ARGS,
+    "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_2": _DB_ALIAS,
+    "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_17": _CONVERTER_ARGS,
+    "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_26": _DB_ALIAS,
+    "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_27": (
+        "equivalent: Model.from_db reads the field names only for deferred loading, and every column is loaded"),
     # storage_app/keys.py
     "storage_app.keys.x_safe_extension__mutmut_1": (
         "equivalent: the default name only matters when it has a dot, and neither '' nor 'XXXX' has one"),

@@ -208,6 +208,27 @@ def test_the_one_query_lookup_loads_each_row_as_the_orm_would(alice):
     assert key.member_role == "owner"
 
 
+def test_a_fresh_query_builds_the_same_statement_and_rows(alice, bob):
+    # The module's query caches its SQL on first use; a new one builds it again from the models.
+    from accounts.authentication import _KEY_QUERY, _KeyQuery
+    from django.db import connection
+
+    fresh = _KeyQuery()
+    prefix = ApiKey.objects.get(user=bob.user).prefix
+    assert fresh.sql(connection) == _KEY_QUERY.sql(connection)
+    assert fresh.sql(connection) is fresh.sql(connection)
+    key = fresh.fetch(prefix)
+    assert (key.prefix, key.organization.slug, key.organization.plan.slug, key.user.username, key.member_role) == (
+        prefix, "acme", "organization", "bob", "member")
+    assert fresh.fetch("msk_00000000") is None
+
+
+def test_the_authentication_challenge_names_the_bearer_scheme_and_realm():
+    from accounts.authentication import ApiKeyAuthentication
+
+    assert ApiKeyAuthentication().authenticate_header(_request()) == 'Bearer realm="api"'
+
+
 def test_the_lookup_carries_the_users_role_or_none_once_they_left(bob):
     from accounts.authentication import _key_with_role
     from accounts.models import Membership
