@@ -265,12 +265,14 @@ def test_secrets_are_hashed_with_sha256():
     assert hash_secret("msk_x") == hashlib.sha256(b"msk_x").hexdigest()
 
 
-def test_the_orm_lookup_finds_the_key_only_with_its_whole_secret(alice):
+def test_the_orm_lookup_finds_the_key_only_with_its_whole_secret(alice, django_assert_num_queries):
     from accounts.services import api_key_lookup
 
-    key = api_key_lookup(alice.key)
+    with django_assert_num_queries(1):
+        key = api_key_lookup(alice.key)
+        assert (key.organization.slug, key.organization.plan.slug, key.user.username) == (
+            "acme", "organization", "alice")
     assert key.pk == ApiKey.objects.get(user=alice.user).pk
-    assert (key.organization.slug, key.organization.plan.slug, key.user.username) == ("acme", "organization", "alice")
     assert api_key_lookup(alice.key[:-1] + ("A" if alice.key[-1] != "A" else "B")) is None
 
 

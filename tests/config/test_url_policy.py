@@ -59,6 +59,7 @@ def refusal(url: str, **kwargs) -> tuple[int, str, str]:
     ("http://exa mple.com/", "The URL host is not a valid hostname."),
     ("http://a\u2028b.com/", "The URL host is not a valid hostname."),
     ("http://1.2.3.4.5/", "The URL host is not a valid IPv4 address."),
+    ("http://1.2.3.4.0/", "The URL host is not a valid IPv4 address."),
     ("http://1.2.3.256/", "The URL host is not a valid IPv4 address."),
     ("http://256.1.1.1/", "The URL host is not a valid IPv4 address."),
     ("http://1.2.65536/", "The URL host is not a valid IPv4 address."),
@@ -112,7 +113,7 @@ def test_an_ipv6_literal_is_bracketed_in_the_url_and_the_host_header():
     ("8.8.8.8", "8.8.8.8"), ("134744072", "8.8.8.8"), ("010.010.010.010", "8.8.8.8"),
     ("0x8.0x8.0x8.0x8", "8.8.8.8"), ("0X8.8.8.8", "8.8.8.8"), ("8.8.2056", "8.8.8.8"), ("8.526344", "8.8.8.8"),
     ("8.8.8.8.", "8.8.8.8"), ("0x.8.8.8", "0.8.8.8"), ("1.0.0.255", "1.0.0.255"), ("1.255.65535", "1.255.255.255"),
-    ("4294967295", "255.255.255.255"),
+    ("4294967295", "255.255.255.255"), ("134744072.", "8.8.8.8"),
 ])
 def test_numeric_hosts_are_ipv4_as_browsers_read_them_and_never_resolved(host, address):
     target = check_url(f"http://{host}/", allow_networks="0.0.0.0/0", resolver=no_dns)
