@@ -62,7 +62,7 @@ MODULES: dict[str, Module] = {
         "config/url_policy.py", ("tests/config/test_url_policy.py", "tests/config/test_http_client.py"),
         guards="the remote-fetch address and URL policy"),
     "selectors": Module(
-        "media_app/selectors.py", ("tests/media_app/test_selectors.py", "tests/media_app/test_media_read.py"),
+        "media_app/selectors.py", ("tests/media_app/test_selectors.py",),
         guards="media visibility and access selectors"),
     "grants": Module(
         "media_app/grants.py", ("tests/media_app/test_grants.py",),
