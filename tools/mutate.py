@@ -212,11 +212,13 @@ def render(results: dict) -> str:
               "rule's message per name), `test_each_task_runs_its_job_and_records_the_run` (a clock that moves",
               "only while the job runs: start and finish differ by the job's five minutes),",
               "`test_another_member_or_organization_gets_404_everywhere` (`media_not_found` only), the upload",
-              "PUT helpers of test_upload_grants and test_media_upload (204 from the app, 200 from S3).",
+              "PUT helpers of test_upload_grants and test_media_upload (204 from the app, 200 from S3), the two",
+              "content reads of test_lifecycle (200 locally, 302 on S3, by MEDIASTORE_TEST_BACKEND).",
               "",
               "Still accepting several answers, in files other work owns (`grep -rn 'in (200' tests`):",
-              "test_lifecycle.py (`stored`, two content reads), test_dedup_scope.py (`in (200, 201)`),",
-              "test_streaming_upload.py, test_backends.py, test_encryption.py, test_imaging.py.",
+              "test_dedup_scope.py (`in (200, 201)`), test_streaming_upload.py, test_backends.py,",
+              "test_encryption.py, test_imaging.py. test_lifecycle's `stored` helper takes 200 or 201 on purpose",
+              "(a deduplicated upload answers 200 with the existing file; its callers check which).",
               "", "## Surviving mutants", "",
               "Each is named as `mutmut show NAME` shows it, with the mutated line and why no test kills it.", ""]
     for name, module in MODULES.items():
