@@ -218,7 +218,7 @@ def render(results: dict) -> str:
               "Still accepting several answers, in files other work owns (`grep -rn 'in (200' tests`):",
               "test_dedup_scope.py (`in (200, 201)`), test_streaming_upload.py, test_backends.py,",
               "test_encryption.py, test_imaging.py. test_lifecycle's `stored` helper takes 200 or 201 on purpose",
-              "(a deduplicated upload answers 200 with the existing file; its callers check which).",
+              "(a deduplicated upload answers 200 with the existing file).",
               "", "## Surviving mutants", "",
               "Each is named as `mutmut show NAME` shows it, with the mutated line and why no test kills it.", ""]
     for name, module in MODULES.items():
