@@ -117,3 +117,180 @@ def test_create_api_key_wants_a_slug_so_reruns_find_the_same_organization():
         call_command("create_api_key", "--org", "Acme Corp", "--user", "x", stdout=io.StringIO(),
                      stderr=io.StringIO())
     assert not Organization.objects.exists()
+
+
+# -- the parts of authentication one request cannot show ----------------------------------
+def _request(**headers):
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    return Request(APIRequestFactory().get("/", **headers))
+
+
+def _refusal(**headers):
+    from accounts.authentication import ApiKeyAuthentication
+    from config.errors import NotAuthenticated
+
+    with pytest.raises(NotAuthenticated) as caught:
+        ApiKeyAuthentication().authenticate(_request(**headers))
+    return caught.value.status, caught.value.code, caught.value.message
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"HTTP_AUTHORIZATION": "bearer  msk_abc "}, ("bearer", "msk_abc")),
+    ({"HTTP_AUTHORIZATION": "BEARER msk_abc"}, ("bearer", "msk_abc")),
+    ({"HTTP_X_API_KEY": "  msk_abc  "}, ("x-api-key", "msk_abc")),
+    ({"HTTP_AUTHORIZATION": "Bearer msk_a", "HTTP_X_API_KEY": "msk_b"}, ("bearer", "msk_a")),
+    ({"HTTP_X_API_KEY": "   "}, None),
+    ({}, None),
+])
+def test_credentials_come_from_the_authorization_header_first_then_x_api_key(headers, expected):
+    from accounts.authentication import credentials_from
+
+    assert credentials_from(_request(**headers)) == expected
+
+
+def test_a_malformed_authorization_header_says_how_to_write_it():
+    assert _refusal(HTTP_AUTHORIZATION="Token msk_abc") == (
+        401, "malformed_credentials", "Malformed Authorization header; use 'Bearer <key>'.")
+
+
+def test_a_bearer_token_that_is_not_an_api_key_is_left_to_the_next_authenticator(db):
+    from accounts.authentication import ApiKeyAuthentication
+
+    assert ApiKeyAuthentication().authenticate(_request(HTTP_AUTHORIZATION="Bearer eyJhbGciOi.x.y")) is None
+    assert ApiKeyAuthentication().authenticate(_request()) is None
+
+
+def test_an_x_api_key_that_is_not_an_api_key_is_refused_not_passed_on(db):
+    assert _refusal(HTTP_X_API_KEY="eyJhbGciOi.x.y") == (401, "invalid_api_key", "Unknown API key.")
+
+
+def test_each_refusal_says_why(alice):
+    assert _refusal(HTTP_X_API_KEY=alice.key + "x") == (401, "invalid_api_key", "Unknown API key.")
+    api_key_revoke(api_key=ApiKey.objects.get(user=alice.user))
+    assert _refusal(HTTP_X_API_KEY=alice.key) == (401, "revoked_api_key", "This API key has been revoked.")
+
+
+def test_a_disabled_users_key_is_refused(alice):
+    type(alice.user).objects.filter(pk=alice.user.pk).update(is_active=False)
+    assert _refusal(HTTP_X_API_KEY=alice.key) == (401, "invalid_api_key", "This API key's user is disabled.")
+    response = APIClient().get("/api/test/whoami", HTTP_X_API_KEY=alice.key)
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_api_key")
+
+
+def test_a_401_names_the_bearer_scheme_and_realm(db):
+    response = APIClient().get("/api/test/whoami")
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_authentication_returns_the_keys_user_and_the_key(alice):
+    from accounts.authentication import ApiKeyAuthentication
+
+    user, key = ApiKeyAuthentication().authenticate(_request(HTTP_AUTHORIZATION=f"Bearer {alice.key}"))
+    assert (user.pk, key.pk) == (alice.user.pk, ApiKey.objects.get(user=alice.user).pk)
+    assert key.last_used_at is not None
+
+
+def test_the_one_query_lookup_loads_each_row_as_the_orm_would(alice):
+    from django.forms.models import model_to_dict
+
+    from accounts.authentication import _key_with_role
+
+    key = _key_with_role(alice.key)
+    orm = ApiKey.objects.select_related("organization__plan", "user").get(user=alice.user)
+    for fetched, loaded in [(key, orm), (key.organization, orm.organization),
+                            (key.organization.plan, orm.organization.plan), (key.user, orm.user)]:
+        assert type(fetched) is type(loaded)
+        assert [getattr(fetched, f.attname) for f in type(fetched)._meta.concrete_fields] == [
+            getattr(loaded, f.attname) for f in type(loaded)._meta.concrete_fields], model_to_dict(loaded)
+        assert fetched._state.adding is False and fetched._state.db == "default"
+    assert key.member_role == "owner"
+
+
+def test_a_fresh_query_builds_the_same_statement_and_rows(alice, bob):
+    # The module's query caches its SQL on first use; a new one builds it again from the models.
+    from accounts.authentication import _KEY_QUERY, _KeyQuery
+    from django.db import connection
+
+    fresh = _KeyQuery()
+    prefix = ApiKey.objects.get(user=bob.user).prefix
+    assert fresh.sql(connection) == _KEY_QUERY.sql(connection)
+    assert fresh.sql(connection) is fresh.sql(connection)
+    key = fresh.fetch(prefix)
+    assert (key.prefix, key.organization.slug, key.organization.plan.slug, key.user.username, key.member_role) == (
+        prefix, "acme", "organization", "bob", "member")
+    assert fresh.fetch("msk_00000000") is None
+
+
+def test_the_authentication_challenge_names_the_bearer_scheme_and_realm():
+    from accounts.authentication import ApiKeyAuthentication
+
+    assert ApiKeyAuthentication().authenticate_header(_request()) == 'Bearer realm="api"'
+
+
+def test_the_lookup_carries_the_users_role_or_none_once_they_left(bob):
+    from accounts.authentication import _key_with_role
+    from accounts.models import Membership
+
+    assert _key_with_role(bob.key).member_role == "member"
+    Membership.objects.filter(user=bob.user).delete()
+    assert _key_with_role(bob.key).member_role is None
+
+
+@pytest.mark.parametrize("secret", ["", "msk_", "msk_1a2b3c4d", "msk_1a2b3c4d_", "msk_1a2b3c4dXsecret",
+                                    "xsk_1a2b3c4d_secret", "msk_00000000_secret"])
+def test_the_lookup_finds_nothing_for_a_malformed_or_unknown_secret(alice, secret):
+    from accounts.authentication import _key_with_role
+    from accounts.services import api_key_lookup
+
+    assert _key_with_role(secret) is None
+    assert api_key_lookup(secret) is None
+
+
+def test_the_prefix_is_the_first_twelve_characters_of_a_well_formed_secret():
+    from accounts.services import key_prefix
+
+    assert key_prefix("msk_1a2b3c4d_s") == "msk_1a2b3c4d"
+    assert key_prefix("msk_1a2b3c4d_") is None
+    assert key_prefix("msk_1a2b3c4d-secret") is None
+    assert key_prefix("MSK_1a2b3c4d_secret") is None
+
+
+def test_secrets_are_hashed_with_sha256():
+    import hashlib
+
+    from accounts.services import hash_secret
+
+    assert hash_secret("msk_x") == hashlib.sha256(b"msk_x").hexdigest()
+
+
+def test_the_orm_lookup_finds_the_key_only_with_its_whole_secret(alice, django_assert_num_queries):
+    from accounts.services import api_key_lookup
+
+    with django_assert_num_queries(1):
+        key = api_key_lookup(alice.key)
+        assert (key.organization.slug, key.organization.plan.slug, key.user.username) == (
+            "acme", "organization", "alice")
+    assert key.pk == ApiKey.objects.get(user=alice.user).pk
+    assert api_key_lookup(alice.key[:-1] + ("A" if alice.key[-1] != "A" else "B")) is None
+
+
+def _last_used_after_a_request(alice, monkeypatch, seconds_ago: int):
+    from datetime import datetime, timedelta, timezone as tz
+
+    from accounts import authentication
+
+    now = datetime(2030, 1, 1, 12, 0, tzinfo=tz.utc)
+    ApiKey.objects.filter(user=alice.user).update(last_used_at=now - timedelta(seconds=seconds_ago))
+    monkeypatch.setattr(authentication.timezone, "now", lambda: now)
+    authentication.ApiKeyAuthentication().authenticate(_request(HTTP_X_API_KEY=alice.key))
+    return now - ApiKey.objects.get(user=alice.user).last_used_at
+
+
+def test_use_is_recorded_at_most_once_a_minute(alice, monkeypatch, settings):
+    from datetime import timedelta
+
+    settings.API_KEY_LAST_USED_RESOLUTION = 60
+    assert _last_used_after_a_request(alice, monkeypatch, 60) == timedelta(seconds=60)
+    assert _last_used_after_a_request(alice, monkeypatch, 61) == timedelta(0)

@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -132,11 +133,24 @@ def test_a_progress_bar_only_on_a_terminal(alice, capsys):
 
 # -- tasks --------------------------------------------------------------------------------
 @pytest.mark.parametrize("job", JOBS)
-def test_each_task_runs_its_job_and_records_the_run(work, job):
+def test_each_task_runs_its_job_and_records_the_run(work, job, monkeypatch):
+    # A clock that stands still except while the job runs, which takes five minutes of it: the
+    # record must say when the job started and when it finished, not the same moment twice.
+    started = timezone.now()
+    clock = [started]
+    monkeypatch.setattr(timezone, "now", lambda: clock[0])
+    job_function = getattr(tasks.lifecycle, job)
+
+    def five_minute_job(**kwargs):
+        result = job_function(**kwargs)
+        clock[0] = started + timedelta(minutes=5)
+        return result
+
+    monkeypatch.setattr(tasks.lifecycle, job, five_minute_job)
     result = getattr(tasks, job).apply().get()
     run_ = JobRun.objects.get(name=job)
     assert run_.runs == 1 and run_.last_result == result and result["job"] == job and result["dry_run"] is False
-    assert run_.last_started_at and run_.last_finished_at
+    assert (run_.last_started_at, run_.last_finished_at) == (started, started + timedelta(minutes=5))
 
 
 def test_tasks_do_the_work_and_take_an_organization_id(work, alice, charlie):

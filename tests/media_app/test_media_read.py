@@ -28,7 +28,8 @@ def test_the_owner_reads_everything(alice, alices_media):
 def test_another_member_or_organization_gets_404_everywhere(request, alices_media, method, path, who):
     actor = request.getfixturevalue(who)
     response = getattr(actor.client, method)(path.format(id=alices_media["id"]), {}, format="json")
-    assert error_of(response, 404)["code"] in ("media_not_found", "not_found")
+    assert error_of(response, 404) == {"message": "No such media file.", "type": "not_found_error",
+                                       "code": "media_not_found"}
     assert MediaFile.objects.get(pk=alices_media["id"]).status == "active"
 
 
@@ -96,10 +97,18 @@ def test_content_streams_with_range_etag_and_nosniff(alice, post_file, settings)
     assert alice.client.get(url, HTTP_RANGE=f"bytes={len(data)}-").status_code == 416
 
 
-def test_content_redirects_to_a_signed_url_unless_proxied(alice, alices_media, settings, client):
-    settings.MEDIA_PROXY_DOWNLOAD = False
+@pytest.mark.parametrize(("backend", "proxied", "status"), [
+    ("local", False, 200),   # the local backend has no URL of its own to send the client to
+    ("s3", False, 302),      # S3 serves a presigned URL itself
+    ("s3", True, 200),
+], indirect=["backend"])
+def test_content_redirects_to_a_signed_url_unless_proxied(backend, proxied, status, alice, alices_media, settings,
+                                                          client):
+    settings.MEDIA_PROXY_DOWNLOAD = proxied
     response = alice.client.get(f"/v1/media/{alices_media['id']}/content")
-    assert response.status_code in (200, 302)  # local storage streams itself; S3 redirects
+    assert response.status_code == status
+    if status == 302:
+        assert response["Location"].startswith(settings.MEDIA_S3_ENDPOINT) and "Signature=" in response["Location"]
     assert len(fetch(client, response)) == alices_media["bytes"]
 
 

@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 
 from config.errors import InvalidPath
 from storage_app.keys import (
-    build_user_key, compute_key, compute_prefix, user_prefix, validate_compute_path, validate_key,
+    MAX_COMPUTE_PATH_LENGTH, MAX_KEY_LENGTH, MAX_NAME_STEM, build_user_key, compute_key, compute_prefix,
+    parse_staging_key, safe_extension, safe_stem, upload_staging_key, user_prefix, validate_compute_path,
+    validate_key,
 )
 
 HOSTILE = [
@@ -103,3 +105,114 @@ def test_a_signed_transform_is_part_of_the_signature():
     for changed in ({"tf": "w2048_h0_inside_q80_webp"}, {"tf": ""}):
         with pytest.raises(SignatureInvalid):
             signing.verify("get", grant.key, {**params, **changed})
+
+
+# Each rule answers with its own message, so a client (and a test) can tell which one refused
+# the key: a rule that stopped matching would otherwise hide behind a later, broader one.
+RULES = [
+    ("", "The path is empty."),
+    ("/abs.png", "The path must be relative."),
+    ("a%2fb", "Percent-encoded characters are not allowed in paths."),
+    ("a\\b.png", "The path contains a backslash or a control character."),
+    ("a\x1fb.png", "The path contains a backslash or a control character."),
+    ("a\x7fb.png", "The path contains a backslash or a control character."),
+    ("a//b.png", "The path has an empty, '.' or '..' segment."),
+    ("a/./b.png", "The path has an empty, '.' or '..' segment."),
+    ("a/../b.png", "The path has an empty, '.' or '..' segment."),
+    ("a b.png", "The path segment 'a b.png' has characters that are not allowed."),
+    ("a\x80b.png", "The path segment 'a\\x80b.png' has characters that are not allowed."),
+    (".hidden/x", "The path segment '.hidden' has characters that are not allowed."),
+]
+
+
+@pytest.mark.parametrize(("key", "message"), RULES)
+def test_each_rule_refuses_with_its_own_message_naming_the_key_parameter(key, message):
+    with pytest.raises(InvalidPath) as caught:
+        validate_key(key)
+    assert (caught.value.message, caught.value.param, caught.value.code) == (message, "key", "invalid_path")
+
+
+@pytest.mark.parametrize("key", [None, 123, b"a.png"])
+def test_a_key_that_is_not_a_string_is_refused_as_empty(key):
+    with pytest.raises(InvalidPath) as caught:
+        validate_key(key)
+    assert caught.value.message == "The path is empty."
+
+
+def test_compute_paths_are_refused_under_the_path_parameter():
+    with pytest.raises(InvalidPath) as caught:
+        validate_compute_path("../x.png")
+    assert (caught.value.param, caught.value.message) == ("path", "The path has an empty, '.' or '..' segment.")
+
+
+def test_a_refused_segment_is_quoted_up_to_forty_characters():
+    with pytest.raises(InvalidPath) as caught:
+        validate_key("a" * 50 + " b")
+    assert caught.value.message == f"The path segment {'a' * 40!r} has characters that are not allowed."
+
+
+def test_keys_may_be_exactly_as_long_as_the_limit_and_not_one_character_longer():
+    at_limit = "a/" * 511 + "bc"
+    assert len(at_limit) == MAX_KEY_LENGTH and validate_key(at_limit) == at_limit
+    with pytest.raises(InvalidPath) as caught:
+        validate_key(at_limit + "d")
+    assert caught.value.message == f"The path is longer than {MAX_KEY_LENGTH} characters."
+
+
+def test_compute_paths_have_their_own_shorter_limit():
+    at_limit = "a" * MAX_COMPUTE_PATH_LENGTH
+    assert validate_compute_path(at_limit) == at_limit
+    with pytest.raises(InvalidPath) as caught:
+        validate_compute_path(at_limit + "a")
+    assert (caught.value.message, caught.value.param) == (
+        f"The path is longer than {MAX_COMPUTE_PATH_LENGTH} characters.", "path")
+
+
+def test_a_staging_key_is_the_organizations_uploads_folder_and_parses_back():
+    key = upload_staging_key(7, "med_Ab-1")
+    assert key == "organizations/7/uploads/med_Ab-1"
+    assert parse_staging_key(key) == (7, "med_Ab-1")
+
+
+@pytest.mark.parametrize("key", [
+    "organizations/7/files/1/a.png", "organizations/7/uploads/a/b", "organizations/x/uploads/a",
+    "compute/7/uploads/a", "organizations/7/uploads/a.png",
+])
+def test_any_other_key_is_not_a_staging_key(key):
+    assert parse_staging_key(key) is None
+
+
+@pytest.mark.parametrize(("name", "stem"), [
+    ("My Cat (1).PNG", "My_Cat_1"),
+    ("dir/sub/photo.png", "photo"),
+    ("C:\\Users\\me\\photo.png", "photo"),
+    ("my.holiday.cat.png", "my_holiday_cat"),
+    ("Café crème.jpg", "Cafe_creme"),
+    ("Xray_.png", "Xray"),
+    ("--_a_--.png", "a"),
+    ("…!!!.png", "file"),
+    ("x" * 100 + ".png", "x" * MAX_NAME_STEM),
+])
+def test_the_stem_keeps_the_last_path_part_without_its_extension_in_plain_ascii(name, stem):
+    assert safe_stem(name) == stem
+
+
+@pytest.mark.parametrize(("ext", "name", "expected"), [
+    ("webp", "x.png", "webp"),        # the sniffed extension wins
+    ("PNG", "x", "png"),
+    (None, "photo.JPG", "jpg"),       # else the original name's
+    (None, "archive.tar.gz", "gz"),
+    ("not an ext", "photo.png", "png"),
+    (None, "noext", "bin"),           # else bin
+    (None, "photo.p n g", "bin"),
+    ("", "", "bin"),
+])
+def test_the_extension_is_the_sniffed_one_else_the_names_else_bin(ext, name, expected):
+    assert safe_extension(ext, name) == expected
+
+
+def test_user_keys_take_the_sniffed_extension_and_else_the_names():
+    now = datetime(2025, 3, 25, 12, 0, 1)
+    assert build_user_key(org_id=1, user_id=2, original_name="x.png", ext="webp", now=now).endswith(".webp")
+    assert build_user_key(org_id=1, user_id=2, original_name="x.png", ext=None, now=now).endswith(".png")
+    assert "/file_20250325_120001_" in build_user_key(org_id=1, user_id=2, original_name="...", ext=None, now=now)
