@@ -61,6 +61,12 @@ class RetentionForm(forms.Form):
                                    label="Keep until")
     forever = forms.BooleanField(required=False, label="Keep forever")
 
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("forever") and data.get("retain_until") is None:
+            raise forms.ValidationError("Pick a day or keep forever.", code="required")
+        return data
+
     def until(self) -> datetime | None:
         day = self.cleaned_data.get("retain_until")
         if self.cleaned_data.get("forever") or day is None:
