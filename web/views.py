@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey, Membership, Organization
 from accounts.principal import SESSION_ORGANIZATION, Principal, principal_for
 from accounts.services import api_key_create, api_key_revoke
 from config.errors import NotFound, ServiceError
@@ -64,9 +64,19 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     form = AuthenticationForm(request, data=request.POST or None)
     if request.method == "POST" and form.is_valid():
         login(request, form.get_user())
+        _choose_first_team(request)
         return redirect(next_url)
     return render(request, "web/sign_in.html", {"form": form, "next": next_url,
                                                 "sso": settings.OIDC_LOGIN_ENABLED}, status=400 if form.errors else 200)
+
+
+def _choose_first_team(request: HttpRequest) -> None:
+    """Start in the first team organization the person joined (the demo's `demo`), not their
+    personal one; they switch on the account page."""
+    first = (Membership.objects.filter(user=request.user, organization__kind=Organization.Kind.ORGANIZATION)
+             .order_by("created_at").values_list("organization_id", flat=True).first())
+    if first is not None:
+        request.session[SESSION_ORGANIZATION] = first
 
 
 @require_POST

@@ -42,6 +42,15 @@ def test_a_person_signs_in_with_their_password_and_lands_where_they_were_going(w
     assert web_anon.get("/account").status_code == 200
 
 
+def test_signing_in_starts_in_the_first_team_organization(web_anon, alice_password, globex):
+    from accounts.services import membership_add
+
+    membership_add(organization=globex, user=get_user_model().objects.get(username="alice"))
+    csrf_post(web_anon, "/sign-in", {"username": "alice", "password": alice_password})
+    assert web_anon.session[SESSION_ORGANIZATION] == get_user_model().objects.get(
+        username="alice").memberships.get(organization__slug="acme").organization_id
+
+
 def test_a_wrong_password_is_refused_in_words(web_anon, alice_password):
     response = csrf_post(web_anon, "/sign-in", {"username": "alice", "password": "nope"})
     assert response.status_code == 400
