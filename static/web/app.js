@@ -157,6 +157,7 @@
     });
     input.addEventListener("change", function () { send(input.files); input.value = ""; });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
+    form.dataset.ready = "1";  // the drop zone listens (the browser tests wait for this)
   }
 
   document.addEventListener("DOMContentLoaded", function () { watchMore(); setUpUpload(); });
