@@ -56,11 +56,13 @@ def browser(chromium_path):
 
 
 @pytest.fixture
-def screenshot():
-    """Save a page's screenshot to docs/screenshots/<name>.png (shown in the README)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(tmp_path):
+    """Save a page's screenshot: to docs/screenshots/<name>.png (shown in the README) with
+    UPDATE_SCREENSHOTS=1, else to the test's temporary folder (a run leaves the tree clean)."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
 
     def take(page, name: str) -> None:  # noqa: ANN001
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
     return take

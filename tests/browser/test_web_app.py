@@ -3,12 +3,14 @@ search by prompt, open one, make it public and see its share page signed out, de
 from __future__ import annotations
 
 import base64
+import io
+import os
 import re
 
 import pytest
+from PIL import Image
 
 from tests.browser.conftest import PASSWORD
-from tests.factories import png_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +28,12 @@ DROP = """async ([files, prompt]) => {
 
 
 def image(color: tuple[int, int, int]) -> str:
-    return base64.b64encode(png_bytes(640, 400, noise=32, color=color)).decode()
+    """A 640×400 PNG fading from `color` to white, with a unique tail (a new SHA-256 every run)."""
+    fade = Image.linear_gradient("L").resize((640, 400)).rotate(90, expand=False)
+    picture = Image.composite(Image.new("RGB", (640, 400), color), Image.new("RGB", (640, 400), "white"), fade)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue() + os.urandom(32)).decode()
 
 
 def sign_in(page, url: str) -> None:  # noqa: ANN001
@@ -55,6 +62,8 @@ def test_a_person_uploads_searches_shares_and_deletes(browser, web_server, scree
     assert page.eval_on_selector_all(".upload progress", "bars => bars.map(b => b.value)") == [100, 100]
     page.evaluate(DROP, [[["fox-at-dawn.png", image((230, 120, 40))]], "a red fox in the snow at dawn"])
     page.wait_for_selector(".upload.done >> nth=2", timeout=30_000)
+    page.evaluate(DROP, [[["empty.png", ""]], ""])  # a refusal, said in words next to the file
+    assert page.wait_for_selector(".upload.failed .status").inner_text() == "This file is empty."
     screenshot(page, "upload")
 
     # The gallery: three thumbnails that load; a prompt search finds the fox.
