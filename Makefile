@@ -58,7 +58,7 @@ bench: install $(BENCH_STAMP)
 # The layers and the independence of the surfaces (.importlinter), then unused or undefined names.
 lint: install
 	$(BIN)/lint-imports
-	$(BIN)/ruff check --no-cache --select F401,F811,F821 accounts api backoffice config events media_app quotas storage_app
+	$(BIN)/ruff check --no-cache --select F401,F811,F821 accounts api backoffice config events media_app quotas storage_app web
 
 # Mutation testing of the modules that guard tenants, money and bytes (tools/mutate.py): each
 # module on its own, judged by its own fast tests, on SQLite; writes docs/mutation.{json,md}.

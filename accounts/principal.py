@@ -28,6 +28,11 @@ class Principal:
         return self.is_admin or self.is_service
 
 
+# The organization a signed-in person chose in the web app's switcher (its id); the API's
+# session calls (the web app's uploads) act in the same one.
+SESSION_ORGANIZATION = "mediastore_organization"
+
+
 def principal_for(request: Request) -> Principal:
     cached = getattr(request, "_mediastore_principal", None)
     if cached is not None:
@@ -35,12 +40,15 @@ def principal_for(request: Request) -> Principal:
     user = request.user
     if not user or not user.is_authenticated:
         raise NotAuthenticated()
-    auth = request.auth
+    auth = getattr(request, "auth", None)  # a Django request (the web app) has no DRF `auth`
+    chosen = _chosen_membership(request, user) if not isinstance(auth, ApiKey) else None
     if isinstance(auth, ApiKey):
         organization, is_service = auth.organization, auth.kind == ApiKey.Kind.SERVICE
+    elif chosen is not None:
+        organization, is_service = chosen.organization, False
     else:
         organization, is_service = _session_organization(user), False
-    role = _role(user, organization, auth)
+    role = chosen.role if chosen is not None else _role(user, organization, auth)
     if role is None:
         raise PermissionDenied("You are not a member of this organization.")
     principal = Principal(user=user, organization=organization, role=role, is_service=is_service)
@@ -55,6 +63,17 @@ def _role(user, organization: Organization, auth: object) -> str | None:  # noqa
         return auth.member_role
     membership = Membership.objects.filter(user=user, organization=organization).only("role").first()
     return membership.role if membership else None
+
+
+def _chosen_membership(request: Request, user) -> Membership | None:  # noqa: ANN001
+    """The membership in the organization chosen in the session, its organization and plan in
+    the same query; None when none was chosen or the person is no longer a member."""
+    session = getattr(request, "session", None)
+    chosen = session.get(SESSION_ORGANIZATION) if session is not None else None
+    if not chosen or getattr(user, "_mediastore_organization", None) is not None:
+        return None
+    return (Membership.objects.select_related("organization", "organization__plan")
+            .filter(user=user, organization_id=chosen).first())
 
 
 def _session_organization(user) -> Organization:  # noqa: ANN001

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "events",
     "config",
     "backoffice",
+    "web",  # the web app for people (templates/, static/)
 ]
 
 MIDDLEWARE = [
@@ -144,6 +145,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the web app's plain CSS and JS (no build step)
 # WhiteNoise serves /static/ from STATIC_ROOT (collectstatic, as the image does) and, before
 # any collectstatic (`make run`), straight from the apps' static folders. It warns at start-up
 # when STATIC_ROOT does not exist, so an empty one is made (var/ is writable by design).

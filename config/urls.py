@@ -27,6 +27,8 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+_WEB = [path("", include("web.urls"))]  # the web app for people; last, so the API's paths win
 
 if settings.OIDC_LOGIN_ENABLED:  # the admin's browser login through the OIDC provider (accounts/oidc.py)
     urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
+urlpatterns += _WEB

@@ -119,3 +119,12 @@ def media_variant_usage(*, organization: Organization) -> dict[str, int]:
     totals = MediaVariant.objects.filter(organization=organization, status=MediaVariant.Status.READY).aggregate(
         bytes=Sum("bytes"), count=Count("id"))
     return {"variant_bytes": totals["bytes"] or 0, "variant_count": totals["count"]}
+
+
+def media_get_public(media_id: str) -> MediaFile:
+    """A live public file, for anyone; a private or unknown one is the same 404."""
+    media = (MediaFile.objects.select_related("duplicate_of")
+             .filter(pk=media_id, status=MediaFile.Status.ACTIVE, visibility=MediaFile.Visibility.PUBLIC).first())
+    if media is None:
+        raise NotFound("No such media file.", code="media_not_found")
+    return media

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("config", "accounts", "quotas", "storage_app", "media_app", "events", "api", "backoffice")
+PACKAGES = ("config", "accounts", "quotas", "storage_app", "media_app", "events", "api", "backoffice", "web")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -55,4 +55,12 @@ def test_the_webhooks_surface_is_independent_of_the_others(tmp_path):
     root = _copy(tmp_path)
     (root / "api" / "webhooks" / "planted.py").write_text("from api.media import views  # noqa: F401\n")
     done = _lint(root)
+    assert "Surfaces never import each other's helpers BROKEN" in done.stdout
+
+
+def test_the_web_app_is_a_surface_independent_of_the_api(tmp_path):
+    root = _copy(tmp_path)
+    (root / "web" / "planted.py").write_text("from api.quotas import views  # noqa: F401\n")
+    done = _lint(root)
+    assert done.returncode != 0
     assert "Surfaces never import each other's helpers BROKEN" in done.stdout
