@@ -148,6 +148,16 @@ def fresh_rate_limits(settings, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def fresh_key_cache():
+    """No test sees API keys another test authenticated (each test's database starts over)."""
+    from accounts.keycache import CACHE
+
+    CACHE.clear()
+    yield
+    CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
 def isolated_storage(request, settings, tmp_path):
     """Every test gets its own storage: a temp folder, or a fresh bucket when
     MEDIASTORE_TEST_BACKEND=s3 (CI runs the API suite that way too)."""

@@ -23,6 +23,17 @@ def test_the_owner_reads_everything(alice, alices_media):
     assert body["user"] == "alice"
 
 
+@pytest.mark.parametrize("who", ["alice", "acme_service"])
+def test_the_detail_of_a_file_is_one_query_once_the_key_is_known(request, who, alice, alices_media, monkeypatch,
+                                                                   django_assert_num_queries):
+    monkeypatch.setattr("accounts.keycache._now", lambda: 1000.0)  # no time passes: the key stays cached
+    actor = request.getfixturevalue(who)
+    actor.client.get(f"/v1/media/{alices_media['id']}")  # authenticates the key (and records its use)
+    with django_assert_num_queries(1):
+        body = actor.client.get(f"/v1/media/{alices_media['id']}").json()
+    assert body["id"] == alices_media["id"] and body["user"] == "alice" and body["user_id"] == alice.user.pk
+
+
 @pytest.mark.parametrize("method,path", ENDPOINTS)
 @pytest.mark.parametrize("who", ["bob", "charlie"])
 def test_another_member_or_organization_gets_404_everywhere(request, alices_media, method, path, who):
