@@ -51,7 +51,26 @@ def raw(files: list[bytes], in_flight: int) -> float:
     return len(files) / (time.perf_counter() - began)
 
 
+CPU: dict[str, list[float]] = {}  # per server: its workers' CPU milliseconds per file, per measure
+
+
+def workers_cpu(server: h.Server) -> float:
+    """User + system seconds the server's workers have used so far."""
+    ticks = 0
+    for pid in server.workers():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def api(server: h.Server, key: str, files: list[bytes], in_flight: int) -> float:
+    cpu_before = workers_cpu(server)
+    rate = _api(server, key, files, in_flight)
+    CPU.setdefault(server.url, []).append(1000 * (workers_cpu(server) - cpu_before) / len(files))
+    return rate
+
+
+def _api(server: h.Server, key: str, files: list[bytes], in_flight: int) -> float:
     def send(data: bytes) -> None:
         reply = h.upload(server, "/v1/media/upload", key, [data], filename="small.bin")
         if reply.status != 201:
@@ -97,6 +116,7 @@ def main() -> None:
         h.disk_settle()
 
     with h.gunicorn(postgres, workers=2, threads=8) as pg_server, h.gunicorn(embedded, workers=2, threads=8) as emb:
+        pg_url, emb_url = pg_server.url, emb.url
         api(pg_server, pg_account.key, payloads(args.in_flight, size), args.in_flight)  # warm up every thread
         api(emb, embedded_account.key, payloads(args.in_flight, size), args.in_flight)
         raw_fs, pg_fs, emb_fs = h.alternate(
@@ -122,6 +142,10 @@ def main() -> None:
             ("API, SQLite + app encryption", emb_fs, ">= 159 files/s (3 x 53)", h.median(emb_fs) >= 159)):
         rows.append((name, f"{h.median(samples):.0f}", [round(x) for x in samples],
                      f"{h.median(samples) / raw_median:.0%}", target, "met" if ok else "NOT met"))
+    h.table("Worker CPU per file (user + system, all workers), median of the measures",
+            ["server", "ms per file", "samples"],
+            [(name, f"{h.median(CPU[url][1:]):.1f}", [round(x, 1) for x in CPU[url][1:]])
+             for name, url in (("PostgreSQL + local", pg_url), ("SQLite + app encryption", emb_url))])
     h.table(f"Small files: {args.files} x {args.size_kib} KiB, {args.in_flight} in flight, gunicorn 2 workers x 8 "
             f"threads, {args.rounds} rounds (load average {os.getloadavg()[0]:.1f})",
             ["side", "files/s (median)", "samples", "of raw", "target", "verdict"], rows)

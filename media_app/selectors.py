@@ -53,16 +53,16 @@ def media_resolve(principal: Principal, ids: list[str]) -> tuple[list[MediaFile]
 
 
 def media_search_filter(rows: QuerySet[MediaFile], text: str) -> QuerySet[MediaFile]:
-    """Prompt search: PostgreSQL full-text (GIN index `media_prompt_fts`); a contains elsewhere."""
+    """Prompt search: PostgreSQL full-text on the stored `prompt_tsv` column (GIN index `media_prompt_tsv`,
+    migration 0006); a contains elsewhere."""
     from django.db import connection
     from django.db.models import BooleanField, ExpressionWrapper
     from django.db.models.expressions import RawSQL
 
     if connection.vendor != "postgresql":
         return rows.filter(prompt__icontains=text)
-    # The expression must read exactly like the index's for the planner to use it.
-    matches = RawSQL("to_tsvector('english', \"media_app_mediafile\".\"prompt\") @@ websearch_to_tsquery('english', %s)",
-                     [text])
+    # The column PostgreSQL keeps current from `prompt` (no per-row to_tsvector while the scan walks).
+    matches = RawSQL("\"media_app_mediafile\".\"prompt_tsv\" @@ websearch_to_tsquery('english', %s)", [text])
     return rows.filter(ExpressionWrapper(matches, output_field=BooleanField()))
 
 

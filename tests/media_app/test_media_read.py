@@ -193,6 +193,18 @@ def test_list_filters(alice, gallery, query, expected):
     assert sorted(m["id"] for m in listed(alice, query)["data"]) == sorted(gallery[i] for i in expected)
 
 
+def test_the_stored_prompt_vector_follows_a_changed_prompt_on_postgres(requires_postgres, alice, alices_media):
+    from django.db import connection
+
+    response = alice.client.patch(f"/v1/media/{alices_media['id']}", {"prompt": "a green dragon"}, format="json")
+    assert response.status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prompt_tsv::text FROM media_app_mediafile WHERE id = %s", [alices_media["id"]])
+        assert cursor.fetchone()[0] == "'dragon':3 'green':2"
+    assert [m["id"] for m in listed(alice, "search=dragon")["data"]] == [alices_media["id"]]
+    assert listed(alice, "search=square")["data"] == []
+
+
 def test_cursor_pagination_walks_every_row_once(alice, gallery):
     seen, cursor = [], None
     while True:
