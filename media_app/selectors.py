@@ -100,8 +100,16 @@ def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool
             rows = rows.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=media_id))
     order = ("-created_at", "-id") if newest else ("created_at", "id")
     limit = query.get("limit", 20)
-    page = list(rows.select_related("owner", "duplicate_of").order_by(*order)[: limit + 1])
+    page = list(rows.select_related("owner", "duplicate_of").only(*LISTED).order_by(*order)[: limit + 1])
     return page[:limit], len(page) > limit
+
+
+# What a listed file's answer reads (api/media/serializers.MediaOutput, media_app/links.py): a page
+# built from every column of three tables cost more in Python than the query (docs/benchmarks.md, row 7).
+LISTED = ("id", "organization_id", "owner_id", "status", "storage_key", "original_name", "mime", "bytes", "sha256",
+          "media_kind", "category", "visibility", "source", "model", "provider", "prompt", "generation", "width",
+          "height", "encryption", "encryption_key_id", "duplicate_of_id", "created_at", "completed_at", "retain_until",
+          "owner__id", "owner__username", "duplicate_of__id", "duplicate_of__owner_id", "duplicate_of__storage_key")
 
 
 def media_usage_by_category(*, organization: Organization) -> dict[str, dict[str, int]]:

@@ -205,6 +205,18 @@ def test_the_stored_prompt_vector_follows_a_changed_prompt_on_postgres(requires_
     assert listed(alice, "search=square")["data"] == []
 
 
+def test_a_page_reads_only_the_columns_its_answer_uses(alice, gallery):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        body = listed(alice, "limit=3")
+    page_sql = next(q["sql"] for q in captured.captured_queries if 'FROM "media_app_mediafile"' in q["sql"])
+    assert '"auth_user"."password"' not in page_sql and '"auth_user"."email"' not in page_sql
+    assert '"media_app_mediafile"."storage_error"' not in page_sql
+    assert [m["user"] for m in body["data"]] == ["alice"] * 3
+
+
 def test_cursor_pagination_walks_every_row_once(alice, gallery):
     seen, cursor = [], None
     while True:
