@@ -124,6 +124,7 @@ class _KeyQuery:
     def fetch(self, prefix: str) -> Entry | None:
         alias = router.db_for_read(ApiKey)
         connection = connections[alias]
+        generation = CACHE.generation  # before reading: a change committed meanwhile makes this entry unkept
         with connection.cursor() as cursor:
             cursor.execute(self.sql(connection), [prefix])
             row = cursor.fetchone()
@@ -136,7 +137,8 @@ class _KeyQuery:
             rows.append((model, [f.attname for f in fields], values))
             offset += len(fields)
         secret_hash = rows[0][2][rows[0][1].index("secret_hash")]
-        return Entry(secret_hash=secret_hash, rows=rows, member_role=row[offset], expires=entry_expiry())
+        return Entry(secret_hash=secret_hash, rows=rows, member_role=row[offset], expires=entry_expiry(),
+                     generation=generation)
 
 
 def _converted(value, field, table: str, connection):  # noqa: ANN001, ANN202

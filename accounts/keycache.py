@@ -14,6 +14,7 @@ Entries hold the database values, not model instances: each request gets its own
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import F
+from redis.exceptions import RedisError
 
 from accounts.models import AuthVersion
 
+logger = logging.getLogger("mediastore.auth")
 _VERSION_CHECK_SECONDS = 0.5  # how stale this process's view of the version may be: well within a second
 _REDIS_NAME = "auth-version"
 
@@ -36,6 +39,7 @@ class Entry:
     rows: list[tuple[type, list[str], list]]
     member_role: str | None
     expires: float
+    generation: int  # the cache's generation when the row was read: an entry read before a clear is not kept
 
 
 def _now() -> float:
@@ -48,11 +52,13 @@ class KeyCache:
         self._lock = threading.Lock()
         self._version: int | None = None
         self._checked = float("-inf")
+        self.generation = 0
 
     def get(self, prefix: str) -> Entry | None:
         if settings.API_KEY_CACHE_SECONDS <= 0:
             return None
-        self._follow_version()
+        if not self._follow_version():
+            return None
         entry = self._entries.get(prefix)
         if entry is None or entry.expires <= _now():
             return None
@@ -61,7 +67,8 @@ class KeyCache:
     def put(self, prefix: str, entry: Entry) -> None:
         if settings.API_KEY_CACHE_SECONDS > 0:
             with self._lock:
-                self._entries[prefix] = entry
+                if entry.generation == self.generation:
+                    self._entries[prefix] = entry
 
     def touched(self, prefix: str, when: object) -> None:
         """Keep the cached `last_used_at` current, so `_touch` writes once a minute, not every request."""
@@ -73,18 +80,27 @@ class KeyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self.generation += 1
             self._checked = float("-inf")  # the next lookup re-reads the shared version
 
-    def _follow_version(self) -> None:
+    def _follow_version(self) -> bool:
+        """Drop the entries if the shared version moved; False when it cannot be read (no cache then)."""
         now = _now()
         if now - self._checked < _VERSION_CHECK_SECONDS:
-            return
-        version = auth_version()
+            return True
+        try:
+            version = auth_version()
+        except RedisError:
+            logger.warning("the API key cache cannot read its version from Redis; keys are read from the database")
+            self.clear()
+            return False
         with self._lock:
             if version != self._version:
                 self._entries.clear()
+                self.generation += 1
                 self._version = version
             self._checked = now
+        return True
 
 
 def auth_version() -> int:

@@ -205,3 +205,10 @@ def test_a_cached_key_answers_with_the_new_role_at_once(bob, clock):
     membership.role = Membership.Role.ADMIN
     membership.save()
     assert bob.client.get("/api/test/whoami").json()["role"] == "admin"
+
+
+def test_keys_are_read_from_the_database_while_redis_is_unreachable(alice, clock, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    ApiKey.objects.filter(user=alice.user).update(revoked_at="2026-01-01T00:00:00Z")  # no version bump reaches anyone
+    _assert_401(alice.client.get("/api/test/whoami"), "revoked_api_key")
