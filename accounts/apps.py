@@ -8,3 +8,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import schema  # noqa: F401 - registers the API key authentication with drf-spectacular
+        from accounts import signals
+
+        signals.connect()

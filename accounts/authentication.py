@@ -11,6 +11,7 @@ from django.utils.functional import cached_property
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from accounts.keycache import CACHE, Entry, entry_expiry
 from accounts.models import ApiKey, Membership, Organization
 from accounts.services import KEY_PREFIX, hash_secret, key_prefix
 from config.errors import NotAuthenticated
@@ -58,13 +59,30 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 def _key_with_role(secret: str) -> ApiKey | None:
     """`api_key_lookup`, in one query: the key with its user, organization and plan loaded, and
-    the user's role in that organization as `member_role` (None when not a member)."""
+    the user's role in that organization as `member_role` (None when not a member). An active
+    key found recently comes from the process's cache (accounts/keycache.py), with no query."""
     prefix = key_prefix(secret)
     if prefix is None:
         return None
-    key = _KEY_QUERY.fetch(prefix)
-    if key is None or not secrets.compare_digest(key.secret_hash, hash_secret(secret)):
+    hashed = hash_secret(secret)
+    entry = CACHE.get(prefix)
+    if entry is None:
+        entry = _KEY_QUERY.fetch(prefix)
+        if entry is None:
+            return None
+        if entry.rows[0][2][entry.rows[0][1].index("revoked_at")] is None:  # revoked keys are never cached
+            CACHE.put(prefix, entry)
+    if not secrets.compare_digest(entry.secret_hash, hashed):
         return None
+    return _instances(entry)
+
+
+def _instances(entry: Entry) -> ApiKey:
+    """Fresh model instances for this request (cached values are shared by every thread)."""
+    alias = router.db_for_read(ApiKey)
+    key, organization, plan, user = (model.from_db(alias, names, list(values)) for model, names, values in entry.rows)
+    organization.plan, key.organization, key.user = plan, organization, user
+    key.member_role = entry.member_role
     return key
 
 
@@ -103,24 +121,24 @@ class _KeyQuery:
                 f"WHERE k.{q('prefix')} = %s")
         return self._sql[connection.vendor]
 
-    def fetch(self, prefix: str) -> ApiKey | None:
+    def fetch(self, prefix: str) -> Entry | None:
         alias = router.db_for_read(ApiKey)
         connection = connections[alias]
+        generation = CACHE.generation  # before reading: a change committed meanwhile makes this entry unkept
         with connection.cursor() as cursor:
             cursor.execute(self.sql(connection), [prefix])
             row = cursor.fetchone()
         if row is None:
             return None
-        instances, offset = [], 0
+        rows, offset = [], 0
         for model, table in self.models:
             fields = model._meta.concrete_fields
             values = [_converted(row[offset + i], field, table, connection) for i, field in enumerate(fields)]
-            instances.append(model.from_db(alias, [f.attname for f in fields], values))
+            rows.append((model, [f.attname for f in fields], values))
             offset += len(fields)
-        key, organization, plan, user = instances
-        organization.plan, key.organization, key.user = plan, organization, user
-        key.member_role = row[offset]
-        return key
+        secret_hash = rows[0][2][rows[0][1].index("secret_hash")]
+        return Entry(secret_hash=secret_hash, rows=rows, member_role=row[offset], expires=entry_expiry(),
+                     generation=generation)
 
 
 def _converted(value, field, table: str, connection):  # noqa: ANN001, ANN202
@@ -140,3 +158,4 @@ def _touch(key: ApiKey) -> None:
     if key.last_used_at is None or key.last_used_at < stale:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        CACHE.touched(key.prefix, now)

@@ -75,3 +75,12 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AuthVersion(models.Model):
+    """One row whose number moves whenever an API key may no longer do what it did (accounts/keycache.py).
+
+    Processes caching authenticated keys read it to learn that their cache is stale; used when
+    REDIS_URL is not set."""
+
+    version = models.BigIntegerField(default=0)

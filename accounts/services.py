@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.keycache import auth_version_bump
 from accounts.models import ApiKey, Membership, Organization
 from config.errors import InvalidRequest, NotAuthenticated, NotFound, PermissionDenied
 
@@ -94,6 +95,7 @@ def api_key_rename(*, api_key: ApiKey, name: str) -> ApiKey:
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    auth_version_bump()  # processes caching this key drop it within a second
     api_key.refresh_from_db()
     return api_key
 

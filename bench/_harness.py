@@ -116,7 +116,9 @@ def account(slug: str = "bench") -> Account:
     from quotas.models import Plan, Quota
 
     Plan.objects.update_or_create(slug="bench", defaults={
-        "name": "Bench", "storage_limit_bytes": 1 << 50, "max_file_bytes": 4 * GIB, "allow_keep_forever": True})
+        "name": "Bench", "storage_limit_bytes": 1 << 50, "max_file_bytes": 4 * GIB, "allow_keep_forever": True,
+        # No request-rate limit (0): the load rows send thousands of requests a second with one key.
+        "requests_per_minute": 0, "organization_requests_per_minute": 0})
     org = Organization.objects.filter(slug=slug).first() or organization_create(name=slug, slug=slug, plan_slug="bench")
     Quota.objects.filter(organization=org).update(used_bytes=0, reserved_bytes=0, file_count=0)
     user, _ = get_user_model().objects.get_or_create(username=f"{slug}-user")

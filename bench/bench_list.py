@@ -50,7 +50,7 @@ def populate(organization_id: int, bench_user_id: int, rows: int) -> None:
         INSERT INTO media_app_mediafile (id, organization_id, owner_id, status, storage_key, original_name, mime,
             bytes, sha256, media_kind, category, visibility, source, source_url, source_key, model, provider, prompt,
             generation, width, height, encryption, encryption_key_id, declared_mime, reserved_bytes, created_at,
-            completed_at, storage_error, attempts)
+            completed_at, storage_error, attempts, multipart_upload_id)
         SELECT 'med_' || lpad(n::text, 26, '0'), {organization_id},
             CASE WHEN n % 5 = 0 THEN {bench_user_id} ELSE ({owners})[1 + (n % 19)] END,
             CASE WHEN n % 20 = 7 THEN 'deleted' ELSE 'active' END,
@@ -61,7 +61,7 @@ def populate(organization_id: int, bench_user_id: int, rows: int) -> None:
             'a ' || ({array(ADJECTIVES)})[1 + (n / 3) % 8] || ' ' || ({array(SUBJECTS)})[1 + (n / 11) % 16] || ' '
                 || ({array(SETTINGS)})[1 + (n / 13) % 6],
             '{{}}'::jsonb, 1024, 1024, 'none', '', '', 0,
-            now() - (n || ' seconds')::interval * 31, now() - (n || ' seconds')::interval * 31, '', 0
+            now() - (n || ' seconds')::interval * 31, now() - (n || ' seconds')::interval * 31, '', 0, ''
         FROM generate_series(1, {rows}) AS n
     """
     with connection.cursor() as cursor:

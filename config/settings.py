@@ -326,6 +326,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 API_KEY_LAST_USED_RESOLUTION = 60  # seconds; avoids a write on every request
+# How long a process may reuse an authenticated API key without reading it again (accounts/keycache.py);
+# revoking a key, disabling its user or changing a role still takes effect within a second. 0: no cache.
+API_KEY_CACHE_SECONDS = env.duration("API_KEY_CACHE_SECONDS", "5s")
 
 # /api/schema (OpenAPI 3) and /docs (Swagger UI); config/openapi.py adds what views share.
 SPECTACULAR_SETTINGS = {

@@ -21,12 +21,19 @@ def media_visible_to(principal: Principal, *, statuses=LIVE) -> QuerySet[MediaFi
 
 
 def media_get(principal: Principal, media_id: str, *, statuses=LIVE) -> MediaFile:  # noqa: ANN001
-    """One file by id; another owner's or organization's is as absent as a missing one (404)."""
-    media = (media_visible_to(principal, statuses=statuses)
-             .select_related("organization", "organization__plan", "owner", "duplicate_of")
-             .filter(pk=media_id).first())
+    """One file by id; another owner's or organization's is as absent as a missing one (404).
+
+    The organization (with its plan) is the principal's, already loaded by authentication, and so is
+    the owner when the caller only sees its own files: neither is read again (docs/benchmarks.md, row 8)."""
+    rows = media_visible_to(principal, statuses=statuses).select_related("duplicate_of")
+    if principal.sees_whole_organization:
+        rows = rows.select_related("owner")
+    media = rows.filter(pk=media_id).first()
     if media is None:
         raise NotFound("No such media file.", code="media_not_found")
+    media.organization = principal.organization
+    if not principal.sees_whole_organization:
+        media.owner = principal.user  # the filter kept only the caller's own files
     return media
 
 
@@ -46,16 +53,16 @@ def media_resolve(principal: Principal, ids: list[str]) -> tuple[list[MediaFile]
 
 
 def media_search_filter(rows: QuerySet[MediaFile], text: str) -> QuerySet[MediaFile]:
-    """Prompt search: PostgreSQL full-text (GIN index `media_prompt_fts`); a contains elsewhere."""
+    """Prompt search: PostgreSQL full-text on the stored `prompt_tsv` column (GIN index `media_prompt_tsv`,
+    migration 0006); a contains elsewhere."""
     from django.db import connection
     from django.db.models import BooleanField, ExpressionWrapper
     from django.db.models.expressions import RawSQL
 
     if connection.vendor != "postgresql":
         return rows.filter(prompt__icontains=text)
-    # The expression must read exactly like the index's for the planner to use it.
-    matches = RawSQL("to_tsvector('english', \"media_app_mediafile\".\"prompt\") @@ websearch_to_tsquery('english', %s)",
-                     [text])
+    # The column PostgreSQL keeps current from `prompt` (no per-row to_tsvector while the scan walks).
+    matches = RawSQL("\"media_app_mediafile\".\"prompt_tsv\" @@ websearch_to_tsquery('english', %s)", [text])
     return rows.filter(ExpressionWrapper(matches, output_field=BooleanField()))
 
 
@@ -93,8 +100,16 @@ def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool
             rows = rows.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=media_id))
     order = ("-created_at", "-id") if newest else ("created_at", "id")
     limit = query.get("limit", 20)
-    page = list(rows.select_related("owner", "duplicate_of").order_by(*order)[: limit + 1])
+    page = list(rows.select_related("owner", "duplicate_of").only(*LISTED).order_by(*order)[: limit + 1])
     return page[:limit], len(page) > limit
+
+
+# What a listed file's answer reads (api/media/serializers.MediaOutput, media_app/links.py): a page
+# built from every column of three tables cost more in Python than the query (docs/benchmarks.md, row 7).
+LISTED = ("id", "organization_id", "owner_id", "status", "storage_key", "original_name", "mime", "bytes", "sha256",
+          "media_kind", "category", "visibility", "source", "model", "provider", "prompt", "generation", "width",
+          "height", "encryption", "encryption_key_id", "duplicate_of_id", "created_at", "completed_at", "retain_until",
+          "owner__id", "owner__username", "duplicate_of__id", "duplicate_of__owner_id", "duplicate_of__storage_key")
 
 
 def media_usage_by_category(*, organization: Organization) -> dict[str, dict[str, int]]:

@@ -178,6 +178,8 @@ def _apply_late(store: MediaStore, media: MediaFile, saved: SavedObject, late: L
         changes.update(owner=late.owner, storage_key=key)
         saved = replace(saved, key=key)
     MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(**changes)
+    for name, value in changes.items():  # activation answers this instance without reading the row back
+        setattr(media, name, value)
     return late.owner, saved
 
 

@@ -217,14 +217,20 @@ def activate(media: MediaFile, *, organization: Organization, facts: dict,
             duplicate_of = None  # the original went away meanwhile: keep this file's own object
         if duplicate_of is not None:  # the alias reads the original's object, stored as the original was
             facts = {**facts, "encryption": duplicate_of.encryption, "encryption_key_id": duplicate_of.encryption_key_id}
-        claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(
-            status=MediaFile.Status.ACTIVE, completed_at=now, reserved_bytes=0, upload_expires_at=None,
-            retain_until=retention_until(organization=organization, now=now), duplicate_of=duplicate_of, **facts)
+        changes = {"status": MediaFile.Status.ACTIVE, "completed_at": now, "reserved_bytes": 0,
+                   "upload_expires_at": None, "retain_until": retention_until(organization=organization, now=now),
+                   "duplicate_of": duplicate_of}
+        reserved = media.reserved_bytes
+        claimed = MediaFile.objects.filter(pk=media.pk, status=MediaFile.Status.PENDING).update(**changes, **facts)
         if claimed:
-            quota_charge(organization=organization, reserved=media.reserved_bytes, size=facts["bytes"])
+            quota_charge(organization=organization, reserved=reserved, size=facts["bytes"])
             emit(signals.media_created, media_id=media.pk, organization_id=organization.pk)
+    if claimed:  # the row now holds exactly these values: no need to read it back (nor its owner)
+        for name, value in {**changes, **facts}.items():
+            setattr(media, name, value)
+        return media
     media.refresh_from_db()
-    if not claimed and media.status != MediaFile.Status.ACTIVE:
+    if media.status != MediaFile.Status.ACTIVE:
         raise Conflict("The upload is no longer pending.", code="upload_not_pending")
     return media
 

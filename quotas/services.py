@@ -62,13 +62,21 @@ def quota_reserve(*, organization: Organization, n: int) -> None:
     """Hold `n` bytes for an upload in progress, or raise `QuotaExceeded`."""
     if n < 0:
         raise ValueError("cannot reserve a negative number of bytes")
-    quota_get(organization=organization)
-    updated = (Quota.objects
-               .filter(organization=organization)
-               .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") - n))
-               .update(reserved_bytes=F("reserved_bytes") + n))
-    if not updated:
+    if not _reserve(organization, n):
+        # No row updated: the quota is full, or the organization has no quota row yet (made here, then
+        # tried again). Reading the row first on every upload cost a query inside the locking transaction.
+        if not Quota.objects.filter(organization=organization).exists():
+            quota_get(organization=organization)
+            if _reserve(organization, n):
+                return
         raise QuotaExceeded(param="file")
+
+
+def _reserve(organization: Organization, n: int) -> bool:
+    return bool(Quota.objects
+                .filter(organization=organization)
+                .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") - n))
+                .update(reserved_bytes=F("reserved_bytes") + n))
 
 
 def quota_charge(*, organization: Organization, reserved: int, size: int) -> None:

@@ -148,6 +148,20 @@ def fresh_rate_limits(settings, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def fresh_key_cache(monkeypatch):
+    """No test sees API keys another test authenticated (each test's database starts over), and the
+    cache's clock stands still unless a test moves it: how many queries a request makes does not
+    depend on how long the test took (changes made in the process still apply at once)."""
+    from accounts import keycache
+    from accounts.keycache import CACHE
+
+    monkeypatch.setattr(keycache, "_now", lambda: 1000.0)
+    CACHE.clear()
+    yield
+    CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
 def isolated_storage(request, settings, tmp_path):
     """Every test gets its own storage: a temp folder, or a fresh bucket when
     MEDIASTORE_TEST_BACKEND=s3 (CI runs the API suite that way too)."""

@@ -210,14 +210,15 @@ def test_the_one_query_lookup_loads_each_row_as_the_orm_would(alice):
 
 def test_a_fresh_query_builds_the_same_statement_and_rows(alice, bob):
     # The module's query caches its SQL on first use; a new one builds it again from the models.
-    from accounts.authentication import _KEY_QUERY, _KeyQuery
     from django.db import connection
+
+    from accounts.authentication import _KEY_QUERY, _instances, _KeyQuery
 
     fresh = _KeyQuery()
     prefix = ApiKey.objects.get(user=bob.user).prefix
     assert fresh.sql(connection) == _KEY_QUERY.sql(connection)
     assert fresh.sql(connection) is fresh.sql(connection)
-    key = fresh.fetch(prefix)
+    key = _instances(fresh.fetch(prefix))  # the fetched row, as the key cache keeps it
     assert (key.prefix, key.organization.slug, key.organization.plan.slug, key.user.username, key.member_role) == (
         prefix, "acme", "organization", "bob", "member")
     assert fresh.fetch("msk_00000000") is None
@@ -292,5 +293,101 @@ def test_use_is_recorded_at_most_once_a_minute(alice, monkeypatch, settings):
     from datetime import timedelta
 
     settings.API_KEY_LAST_USED_RESOLUTION = 60
+    settings.API_KEY_CACHE_SECONDS = 0  # each request reads the key row, as after the cache's few seconds
     assert _last_used_after_a_request(alice, monkeypatch, 60) == timedelta(seconds=60)
     assert _last_used_after_a_request(alice, monkeypatch, 61) == timedelta(0)
+
+
+# -- the per-process cache of authenticated keys (accounts/keycache.py) ------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from accounts import keycache
+
+    fake = Clock()
+    monkeypatch.setattr(keycache, "_now", fake)
+    return fake
+
+
+def _revoke_elsewhere(key: ApiKey) -> None:
+    """What another process's `api_key_revoke` commits: the key's row, then the shared version."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from accounts.models import AuthVersion
+
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    AuthVersion.objects.filter(pk=1).update(version=F("version") + 1)
+
+
+def test_a_recently_authenticated_key_is_not_read_again(alice, clock, django_assert_num_queries):
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    clock.now += 0.1
+    with django_assert_num_queries(0):
+        response = alice.client.get("/api/test/whoami")
+    assert response.json() == {"user": "alice", "org": "acme", "service": False, "role": "owner"}
+
+
+def test_a_cached_key_is_read_again_after_its_lifetime(alice, clock, settings, django_assert_num_queries):
+    settings.API_KEY_CACHE_SECONDS, settings.REDIS_URL = 5, ""
+    alice.client.get("/api/test/whoami")
+    clock.now += 5.1
+    with django_assert_num_queries(2):  # the shared version, then the key
+        assert alice.client.get("/api/test/whoami").status_code == 200
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_a_second(alice, clock, settings):
+    settings.REDIS_URL = ""  # the version row in the database
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    _revoke_elsewhere(ApiKey.objects.get(user=alice.user))
+    clock.now += 1.0
+    _assert_401(alice.client.get("/api/test/whoami"), "revoked_api_key")
+
+
+def test_a_key_revoked_by_another_process_through_redis_stops_working_within_a_second(alice, clock, settings,
+                                                                                    redis_url):
+    from config.concurrency import redis_client, redis_key
+
+    settings.REDIS_URL = redis_url
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    ApiKey.objects.filter(user=alice.user).update(revoked_at="2026-01-01T00:00:00Z")
+    redis_client(redis_url).incr(redis_key("auth-version", "all"))
+    clock.now += 1.0
+    _assert_401(alice.client.get("/api/test/whoami"), "revoked_api_key")
+
+
+def test_a_key_revoked_in_this_process_stops_working_at_once(alice, clock):
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    api_key_revoke(api_key=ApiKey.objects.get(user=alice.user))
+    _assert_401(alice.client.get("/api/test/whoami"), "revoked_api_key")
+
+
+def test_a_cached_key_of_a_disabled_user_stops_working_at_once(alice, clock):
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    alice.user.is_active = False
+    alice.user.save()
+    _assert_401(alice.client.get("/api/test/whoami"), "invalid_api_key")
+
+
+def test_a_cached_key_answers_with_the_new_role_at_once(bob, clock):
+    from accounts.models import Membership
+
+    assert bob.client.get("/api/test/whoami").json()["role"] == "member"
+    membership = Membership.objects.get(user=bob.user, organization=bob.organization)
+    membership.role = Membership.Role.ADMIN
+    membership.save()
+    assert bob.client.get("/api/test/whoami").json()["role"] == "admin"
+
+
+def test_keys_are_read_from_the_database_while_redis_is_unreachable(alice, clock, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert alice.client.get("/api/test/whoami").status_code == 200
+    ApiKey.objects.filter(user=alice.user).update(revoked_at="2026-01-01T00:00:00Z")  # no version bump reaches anyone
+    _assert_401(alice.client.get("/api/test/whoami"), "revoked_api_key")

@@ -23,6 +23,17 @@ def test_the_owner_reads_everything(alice, alices_media):
     assert body["user"] == "alice"
 
 
+@pytest.mark.parametrize("who", ["alice", "acme_service"])
+def test_the_detail_of_a_file_is_one_query_once_the_key_is_known(request, who, alice, alices_media, monkeypatch,
+                                                                   django_assert_num_queries):
+    monkeypatch.setattr("accounts.keycache._now", lambda: 1000.0)  # no time passes: the key stays cached
+    actor = request.getfixturevalue(who)
+    actor.client.get(f"/v1/media/{alices_media['id']}")  # authenticates the key (and records its use)
+    with django_assert_num_queries(1):
+        body = actor.client.get(f"/v1/media/{alices_media['id']}").json()
+    assert body["id"] == alices_media["id"] and body["user"] == "alice" and body["user_id"] == alice.user.pk
+
+
 @pytest.mark.parametrize("method,path", ENDPOINTS)
 @pytest.mark.parametrize("who", ["bob", "charlie"])
 def test_another_member_or_organization_gets_404_everywhere(request, alices_media, method, path, who):
@@ -189,6 +200,30 @@ def test_list_shape_and_newest_first(alice, gallery):
 ])
 def test_list_filters(alice, gallery, query, expected):
     assert sorted(m["id"] for m in listed(alice, query)["data"]) == sorted(gallery[i] for i in expected)
+
+
+def test_the_stored_prompt_vector_follows_a_changed_prompt_on_postgres(requires_postgres, alice, alices_media):
+    from django.db import connection
+
+    response = alice.client.patch(f"/v1/media/{alices_media['id']}", {"prompt": "a green dragon"}, format="json")
+    assert response.status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prompt_tsv::text FROM media_app_mediafile WHERE id = %s", [alices_media["id"]])
+        assert cursor.fetchone()[0] == "'dragon':3 'green':2"
+    assert [m["id"] for m in listed(alice, "search=dragon")["data"]] == [alices_media["id"]]
+    assert listed(alice, "search=square")["data"] == []
+
+
+def test_a_page_reads_only_the_columns_its_answer_uses(alice, gallery):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        body = listed(alice, "limit=3")
+    page_sql = next(q["sql"] for q in captured.captured_queries if 'FROM "media_app_mediafile"' in q["sql"])
+    assert '"auth_user"."password"' not in page_sql and '"auth_user"."email"' not in page_sql
+    assert '"media_app_mediafile"."storage_error"' not in page_sql
+    assert [m["user"] for m in body["data"]] == ["alice"] * 3
 
 
 def test_cursor_pagination_walks_every_row_once(alice, gallery):

@@ -149,7 +149,8 @@ def test_an_encrypted_object_is_never_handed_to_sendfile(alice, settings, tmp_pa
 
 
 # -- authentication in one query -------------------------------------------------------------
-def test_an_api_key_request_authenticates_in_one_query(alice, alices_media):
+def test_an_api_key_request_authenticates_in_one_query(alice, alices_media, settings):
+    settings.API_KEY_CACHE_SECONDS = 0  # the lookup itself (a cached key needs none: tests/accounts)
     alice.client.get(f"/v1/media/{alices_media['id']}")  # last_used_at is fresh now
     with CaptureQueriesContext(connection) as queries:
         response = alice.client.get(f"/v1/media/{alices_media['id']}")
@@ -226,3 +227,18 @@ def test_a_proxied_s3_download_streams_through_the_read_ahead(alice, settings, m
     assert response.status_code == 200 and b"".join(response.streaming_content) == data
     ranged = alice.client.get(f"/v1/media/{media_id}/content", HTTP_RANGE="bytes=1000000-2999999")
     assert b"".join(ranged.streaming_content) == data[1000000:3000000]
+
+
+@pytest.mark.parametrize("grant", [
+    dict(op="get", key="organizations/1/files/a b.png", expires=1_900_000_000),
+    dict(op="put", key="organizations/1/files/x.png", expires=1_900_000_000, content_type="image/png; q=1",
+         max_bytes=1024, filename="été & co?.png", transform="w=256,f=webp"),
+])
+def test_a_signed_url_has_the_query_string_urlencode_would_make(settings, grant):
+    from urllib.parse import urlencode
+
+    from storage_app.signing import SignedGrant, file_url, grant_params, signed_url
+
+    settings.MEDIA_LOCAL_STORAGE_BASE_URL = "/files"
+    made = SignedGrant(**grant)
+    assert signed_url(made) == f"{file_url(made.key)}?{urlencode(grant_params(made))}"
