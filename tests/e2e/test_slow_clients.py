@@ -83,6 +83,26 @@ class Trickler:
         finally:
             sock.setblocking(True)
         self.answered_after = time.monotonic() - start
+        self._read_rest(sock)
+
+    def _read_rest(self, sock: socket.socket) -> None:
+        """The rest of the answer when one recv held only part of it (headers and body may come apart)."""
+        sock.settimeout(2)
+        try:
+            while b"\r\n\r\n" not in self.answer or len(self.answer.split(b"\r\n\r\n", 1)[1]) < self._length():
+                more = sock.recv(65536)
+                if not more:
+                    return
+                self.answer += more
+        except OSError:
+            return
+
+    def _length(self) -> int:
+        for line in self.answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                return int(value.strip())
+        return 0
 
     @property
     def status(self) -> int | None:
