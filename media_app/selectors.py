@@ -1,6 +1,10 @@
 """Reads of MediaFile rows, always scoped to what the caller may see."""
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import datetime
+
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
@@ -143,3 +147,22 @@ def media_get_public(media_id: str) -> MediaFile:
     if media is None:
         raise NotFound("No such media file.", code="media_not_found")
     return media
+
+
+def media_cursor_encode(media: MediaFile) -> str:
+    """The keyset cursor after `media` in a newest-first list: its creation time and id, opaque to clients."""
+    raw = f"{media.created_at.isoformat()}|{media.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def media_cursor_decode(value: str) -> tuple[datetime, str]:
+    """(created_at, id) of a cursor from `media_cursor_encode`; ValueError for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        stamp, media_id = raw.split("|", 1)
+        created = datetime.fromisoformat(stamp)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("The cursor is not valid.") from None
+    if created.tzinfo is None or not media_id:
+        raise ValueError("The cursor is not valid.")
+    return created, media_id

@@ -1,13 +1,12 @@
 """The web app's forms: they parse what a person typed; every rule stays in the services."""
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime, time, timezone
 
 from django import forms
 
 from media_app.models import MediaFile
+from media_app.selectors import media_cursor_decode, media_cursor_encode
 
 ANY = [("", "Any")]
 LINK_LIFETIMES = [(300, "5 minutes"), (3600, "1 hour"), (86400, "1 day"), (604800, "7 days")]
@@ -30,20 +29,14 @@ class GalleryFilters(forms.Form):
 
 
 def encode_cursor(media: MediaFile) -> str:
-    raw = f"{media.created_at.isoformat()}|{media.pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return media_cursor_encode(media)
 
 
 def decode_cursor(value: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        stamp, media_id = raw.split("|", 1)
-        created = datetime.fromisoformat(stamp)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise forms.ValidationError("The cursor is not valid.", code="invalid_cursor") from None
-    if created.tzinfo is None or not media_id:
-        raise forms.ValidationError("The cursor is not valid.", code="invalid_cursor")
-    return created, media_id
+        return media_cursor_decode(value)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc), code="invalid_cursor") from None
 
 
 class SignedLinkForm(forms.Form):

@@ -1,8 +1,6 @@
 """Shapes of the Media API (seeds 004 and 000). Input serializers check shape only."""
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime
 
@@ -15,6 +13,7 @@ from config.errors import InvalidRequest
 from config.parsers import JsonTooDeep, json_depth, json_loads_bounded
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
+from media_app.selectors import media_cursor_decode, media_cursor_encode
 from media_app.providers import PROVIDER_FORMATS
 
 MAX_RESOLVE_IDS = 100
@@ -227,20 +226,14 @@ class ListQuery(serializers.Serializer):
 
 
 def encode_cursor(media: MediaFile) -> str:
-    raw = f"{media.created_at.isoformat()}|{media.pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return media_cursor_encode(media)
 
 
 def decode_cursor(value: str) -> tuple[datetime, str]:
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        stamp, media_id = raw.split("|", 1)
-        created = datetime.fromisoformat(stamp)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise serializers.ValidationError("The cursor is not valid.", code="invalid_cursor") from None
-    if created.tzinfo is None or not media_id:
-        raise serializers.ValidationError("The cursor is not valid.", code="invalid_cursor")
-    return created, media_id
+        return media_cursor_decode(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc), code="invalid_cursor") from None
 
 
 def presign_ttl(requested: int | None) -> int:
