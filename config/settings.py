@@ -283,6 +283,13 @@ if WEBHOOK_TIMEOUT <= 0:
 # Browser origins allowed to call the resumable uploads (tus) at /v1/uploads/ (CORS), e.g.
 # "https://app.example.com,https://admin.example.com"; "*" allows any. Empty: no CORS headers.
 MEDIA_CORS_ALLOWED_ORIGINS = env.list("MEDIA_CORS_ALLOWED_ORIGINS")
+# The web app's upload page (web/): when the storage backend takes direct uploads (S3 without app
+# encryption), files of at least WEB_DIRECT_UPLOAD_MIN_BYTES go from the browser straight to the bucket
+# through a presigned upload, then are completed; from WEB_MULTIPART_MIN_BYTES on, as a multipart upload
+# (each part sent and retried on its own). Smaller files, and every file on other backends, go through
+# POST /v1/media/upload. The bucket must let the site PUT and read ETag: manage.py configure_bucket_cors.
+WEB_DIRECT_UPLOAD_MIN_BYTES = env.bytes("WEB_DIRECT_UPLOAD_MIN_BYTES", 8 * 1024 * 1024)
+WEB_MULTIPART_MIN_BYTES = env.bytes("WEB_MULTIPART_MIN_BYTES", 64 * 1024 * 1024)
 
 # --- Celery ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")

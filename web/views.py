@@ -28,6 +28,7 @@ from media_app.selectors import (media_get, media_get_public, media_list, media_
 from media_app.services import media_delete, media_update
 from media_app.transforms import Transform, transform_parse
 from quotas.services import quota_get, quota_limit
+from storage_app.backends import get_store
 from storage_app.categories import ALL_CATEGORIES
 from web import forms
 
@@ -231,7 +232,17 @@ def upload(request: HttpRequest, principal: Principal) -> HttpResponse:
     plan = principal.organization.plan
     return render(request, "web/upload.html", {
         "principal": principal, "max_file_bytes": min(plan.max_file_bytes, settings.MEDIA_MAX_BYTES),
-        "categories": ALL_CATEGORIES})
+        "categories": ALL_CATEGORIES, "direct": direct_upload_sizes(plan.max_file_bytes)})
+
+
+def direct_upload_sizes(plan_max_bytes: int) -> dict | None:
+    """From which sizes the page sends a file straight to the bucket (presigned, then completed) and
+    as a multipart upload, and the largest it may send so (the plan's: no request carries the file);
+    None when the backend takes no direct uploads (every file goes to the API)."""
+    if not get_store().takes_direct_uploads():
+        return None
+    return {"min_bytes": settings.WEB_DIRECT_UPLOAD_MIN_BYTES, "multipart_min_bytes": settings.WEB_MULTIPART_MIN_BYTES,
+            "max_bytes": plan_max_bytes}
 
 
 # -- public share page ---------------------------------------------------------------------

@@ -79,7 +79,115 @@
     if (observer && link) observer.observe(link);
   }
 
-  // -- upload: one XMLHttpRequest per file to the Media API, with the session and the CSRF token
+  // -- upload ------------------------------------------------------------------------------
+  // Small files: one XMLHttpRequest per file to the Media API, with the session and the CSRF token.
+  // Large files, where the backend takes them (S3): prepare-upload, then the bytes straight to the
+  // bucket (one presigned PUT, or presigned parts), then the completion call; the server checks them.
+
+  // One request; resolves with its status and JSON body (status 0: the connection failed).
+  function send(method, url, options) {
+    return new Promise(function (resolve) {
+      var xhr = new XMLHttpRequest();
+      xhr.open(method, url);
+      var headers = options.headers || {};
+      Object.keys(headers).forEach(function (name) { xhr.setRequestHeader(name, headers[name]); });
+      if (options.progress) xhr.upload.addEventListener("progress", function (event) {
+        if (event.lengthComputable) options.progress(event.loaded);
+      });
+      xhr.addEventListener("load", function () {
+        var body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+        resolve({status: xhr.status, body: body, xhr: xhr});
+      });
+      xhr.addEventListener("error", function () { resolve({status: 0, body: null, xhr: xhr}); });
+      xhr.send(options.body === undefined ? null : options.body);
+    });
+  }
+
+  function apiHeaders(form, json) {
+    var headers = {"X-CSRFToken": form.elements.csrfmiddlewaretoken.value, "Accept": "application/json"};
+    if (json) headers["Content-Type"] = "application/json";
+    return headers;
+  }
+
+  function details(form) {
+    var values = {};
+    ["prompt", "model", "provider", "category"].forEach(function (name) {
+      var value = form.elements[name] && form.elements[name].value.trim();
+      if (value) values[name] = value;
+    });
+    return values;
+  }
+
+  function throughApi(form, file, progress) {
+    var data = new FormData();
+    data.append("file", file, file.name);
+    var values = details(form);
+    Object.keys(values).forEach(function (name) { data.append(name, values[name]); });
+    return send("POST", form.dataset.endpoint, {headers: apiHeaders(form, false), body: data, progress: progress});
+  }
+
+  // Each part by its own PUT, one after another, a failed one tried again twice; the ETags in order.
+  function sendParts(multipart, file, progress) {
+    var etags = [], done = 0;
+    function part(index, attempt) {
+      if (index === multipart.parts.length) return Promise.resolve({status: 200, parts: etags});
+      var spec = multipart.parts[index], start = index * multipart.part_size;
+      var blob = file.slice(start, Math.min(start + multipart.part_size, file.size));
+      return send("PUT", spec.url, {body: blob, progress: function (loaded) { progress(done + loaded); }})
+        .then(function (answer) {
+          var etag = answer.status === 200 && answer.xhr.getResponseHeader("ETag");
+          if (etag) {
+            etags.push({part_number: spec.part_number, etag: etag});
+            done += blob.size;
+            return part(index + 1, 0);
+          }
+          if (attempt < 2 && (answer.status === 0 || answer.status >= 500)) return part(index, attempt + 1);
+          return answer.status === 200 ? {status: 0, body: null, noEtag: true} : answer;
+        });
+    }
+    return part(0, 0);
+  }
+
+  // Where a file goes: "api" (one request through the server), "direct" (one presigned PUT to the
+  // bucket) or "multipart" (presigned parts: large files, and any above what one request may carry).
+  function routeFor(form, file) {
+    if (!form.dataset.directMinBytes) return "api";
+    var oneRequest = Number(form.dataset.maxBytes);
+    if (file.size >= Number(form.dataset.multipartMinBytes) || file.size > oneRequest) return "multipart";
+    return file.size >= Number(form.dataset.directMinBytes) ? "direct" : "api";
+  }
+
+  function direct(form, file, progress, row, multipart) {
+    var values = details(form);
+    values.filename = file.name;
+    values.content_type = file.type || "application/octet-stream";
+    values.bytes = file.size;
+    values.multipart = multipart;
+    return send("POST", form.dataset.prepareEndpoint, {headers: apiHeaders(form, true), body: JSON.stringify(values)})
+      .then(function (prepared) {
+        if (prepared.status !== 200 && prepared.status !== 201) return prepared;
+        var media = "/v1/media/" + encodeURIComponent(prepared.body.id);
+        var sent = multipart ? sendParts(prepared.body.multipart, file, progress)
+          : send("PUT", prepared.body.upload_url, {headers: prepared.body.headers, body: file, progress: progress});
+        return sent.then(function (answer) {
+          if (answer.status === 200) {
+            row.say("Checking…");
+            return send("PUT", media, {headers: apiHeaders(form, true),
+                                       body: JSON.stringify(multipart ? {parts: answer.parts} : {})});
+          }
+          // Not stored: give the reservation back. A bucket the browser cannot reach (no CORS rule
+          // for this site, an address only the server knows) refuses before any byte: the file
+          // then goes through the server instead.
+          var abandon = send("DELETE", media, {headers: apiHeaders(form, false)});
+          if (answer.status === 0 && file.size <= Number(form.dataset.maxBytes)) {
+            return abandon.then(function () { row.say("Sending through the server…"); return throughApi(form, file, progress); });
+          }
+          return abandon.then(function () { return {status: answer.status, body: null, storage: true}; });
+        });
+      });
+  }
+
   function uploadOne(form, file, list) {
     var item = document.createElement("li");
     item.className = "upload";
@@ -89,52 +197,39 @@
     item.querySelector(".size").textContent = formatBytes(file.size);
     list.appendChild(item);
     var bar = item.querySelector("progress"), status = item.querySelector(".status");
-    var label = file.name + " upload progress";
-    bar.setAttribute("aria-label", label);
+    bar.setAttribute("aria-label", file.name + " upload progress");
+    var row = {say: function (text) { status.textContent = text; }};
 
-    var max = Number(form.dataset.maxBytes);
+    var route = routeFor(form, file);
+    item.dataset.route = route;
+    var max = Number(route === "api" ? form.dataset.maxBytes : form.dataset.directMaxBytes);
     if (max && file.size > max) {
       item.classList.add("failed");
       status.textContent = "This file is larger than your plan allows (" + formatBytes(max) + " at most).";
       return;
     }
-    var data = new FormData();
-    data.append("file", file, file.name);
-    ["prompt", "model", "provider", "category"].forEach(function (name) {
-      var value = form.elements[name] && form.elements[name].value.trim();
-      if (value) data.append(name, value);
-    });
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.dataset.endpoint);
-    xhr.setRequestHeader("X-CSRFToken", form.elements.csrfmiddlewaretoken.value);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.addEventListener("progress", function (event) {
-      if (!event.lengthComputable) return;
-      bar.value = Math.round(100 * event.loaded / event.total);
+    var progress = function (loaded) {
+      bar.value = Math.min(100, Math.round(100 * loaded / Math.max(file.size, 1)));
       status.textContent = bar.value + "%";
-    });
-    xhr.addEventListener("load", function () {
-      var body = null;
-      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
-      if (xhr.status === 200 || xhr.status === 201) {
+    };
+    status.textContent = "0%";
+    var sent = route === "api" ? throughApi(form, file, progress) : direct(form, file, progress, row, route === "multipart");
+    sent.then(function (answer) {
+      if (answer.status === 200 || answer.status === 201) {
         bar.value = 100;
         item.classList.add("done");
         status.textContent = "";
         var link = document.createElement("a");
-        link.href = "/m/" + body.id;
-        link.textContent = xhr.status === 200 ? "Already stored: open" : "Done: open";
+        link.href = "/m/" + answer.body.id;
+        link.textContent = answer.body.deduped ? "Already stored: open" : "Done: open";
         status.appendChild(link);
       } else {
         item.classList.add("failed");
-        status.textContent = sentenceFor(xhr.status, body);
+        status.textContent = !answer.storage ? sentenceFor(answer.status, answer.body)
+          : answer.status ? "The storage refused the file (" + answer.status + "): try again; if it keeps failing, tell your administrator."
+          : "The storage does not take uploads from this page: ask your administrator to allow it (manage.py configure_bucket_cors).";
       }
     });
-    xhr.addEventListener("error", function () {
-      item.classList.add("failed");
-      status.textContent = sentenceFor(0, null);
-    });
-    status.textContent = "0%";
-    xhr.send(data);
   }
 
   function setUpUpload() {
@@ -142,7 +237,7 @@
     if (!form) return;
     var zone = document.getElementById("dropzone"), input = document.getElementById("files");
     var list = document.getElementById("uploads");
-    var send = function (files) { Array.prototype.forEach.call(files, function (f) { uploadOne(form, f, list); }); };
+    var start = function (files) { Array.prototype.forEach.call(files, function (f) { uploadOne(form, f, list); }); };
     ["dragenter", "dragover"].forEach(function (name) {
       zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.add("over"); });
     });
@@ -150,12 +245,12 @@
     zone.addEventListener("drop", function (event) {
       event.preventDefault();
       zone.classList.remove("over");
-      send(event.dataTransfer.files);
+      start(event.dataTransfer.files);
     });
     zone.addEventListener("keydown", function (event) {
       if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
     });
-    input.addEventListener("change", function () { send(input.files); input.value = ""; });
+    input.addEventListener("change", function () { start(input.files); input.value = ""; });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
     form.dataset.ready = "1";  // the drop zone listens (the browser tests wait for this)
   }

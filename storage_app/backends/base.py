@@ -315,6 +315,16 @@ class MediaStore(ABC):
             expires_at=_expiry(put.expires),
         )
 
+    def takes_direct_uploads(self) -> bool:
+        """Whether `signed_upload` and `signed_multipart_upload` send a client's bytes straight to the
+        backend, past the app (never under app encryption: the app must encrypt them)."""
+        return False
+
+    def allow_browser_uploads(self, origins: list[str]) -> list[dict]:
+        """Let pages served from `origins` send direct uploads to the backend; the rules now in force
+        (`manage.py configure_bucket_cors`). A backend that takes no direct uploads needs none."""
+        return []
+
     def serves_presigned_downloads(self, *, encrypted: bool) -> bool:
         """Whether a download URL points at the backend itself (never for ciphertext)."""
         return False

@@ -30,6 +30,8 @@ logger = logging.getLogger("mediastore.storage")
 PART_SIZE = 8 * 1024 * 1024  # parts of a resumable write; at most one is held in memory
 MIN_PART = 5 * 1024 * 1024  # S3's least size of any part but the last
 MAX_PARTS = 10000
+# The bucket CORS rule `allow_browser_uploads` owns (the bucket's other rules are left alone).
+CORS_RULE_ID = "mediastore-direct-uploads"
 MULTIPART_REFUSALS = ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload", "MalformedXML")
 TAIL_PREFIX = "_uploads/"  # the bytes of a resumable write that do not yet fill a part
 
@@ -310,6 +312,28 @@ class S3Store(MediaStore):
         return SignedUpload(url=url, method="PUT", headers=headers, post_url=post["url"],
                             post_fields=post["fields"],
                             expires_at=datetime.now(timezone.utc) + timedelta(seconds=expires))
+
+    def takes_direct_uploads(self) -> bool:
+        return self.encryption != "app"
+
+    def allow_browser_uploads(self, origins: list[str]) -> list[dict]:
+        """The bucket's CORS rule for direct uploads (PUT, POST, parts whose ETag the page must read),
+        under its own ID: the bucket's other rules are kept, an earlier version of this one replaced."""
+        from botocore.exceptions import ClientError
+
+        if not self.takes_direct_uploads():
+            return []
+        try:
+            rules = self.client.get_bucket_cors(Bucket=self.bucket)["CORSRules"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+                raise self._errors(exc, "") from exc
+            rules = []
+        ours = {"ID": CORS_RULE_ID, "AllowedOrigins": list(origins), "AllowedMethods": ["PUT", "POST", "GET", "HEAD"],
+                "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3600}
+        rules = [rule for rule in rules if rule.get("ID") != CORS_RULE_ID] + [ours]
+        self._call("", self.client.put_bucket_cors, Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
+        return rules
 
     def public_url(self, key: str) -> str | None:
         base = settings.MEDIA_S3_PUBLIC_ENDPOINT
