@@ -1,16 +1,18 @@
 """Who sees which MediaFile rows (`media_app.selectors`), on rows made directly, no upload path."""
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta, timezone as tz
 
 import pytest
 
 from accounts.principal import Principal
 from config.errors import NotFound, PermissionDenied
-from media_app.models import MediaFile
+from media_app.models import MediaFile, MediaVariant
 from media_app.selectors import (
-    media_get, media_get_by_key, media_list, media_quota_totals, media_resolve, media_search_filter,
-    media_usage_by_category, media_visible_to,
+    media_cursor_decode, media_cursor_encode, media_get, media_get_by_key, media_get_public, media_list,
+    media_quota_totals, media_resolve, media_search_filter, media_usage_by_category, media_variant_usage,
+    media_visible_to,
 )
 
 T0 = datetime(2030, 1, 1, tzinfo=tz.utc)
@@ -245,3 +247,77 @@ def test_quota_totals_count_live_bytes_and_files_and_pending_reservations(alice,
 def test_an_organization_without_files_totals_zero(alice):
     assert media_quota_totals(organization=alice.organization) == {"used_bytes": 0, "reserved_bytes": 0,
                                                                    "file_count": 0}
+
+
+# -- one file: the principal's own view, the public one -------------------------------------------
+def test_an_owner_gets_a_member_s_file_with_its_owner_and_alias_target_loaded(alice, bob, django_assert_num_queries):
+    target = row(bob)
+    alias = row(bob, duplicate_of=target)
+    with django_assert_num_queries(1):
+        media = media_get(principal(alice, "owner"), alias.pk)
+        assert (media.owner.username, media.duplicate_of.pk, media.organization) == ("bob", target.pk, alice.organization)
+
+
+def test_a_public_live_file_is_found_with_its_alias_target_loaded(alice, django_assert_num_queries):
+    target = row(alice)
+    alias = row(alice, duplicate_of=target, visibility="public")
+    with django_assert_num_queries(1):
+        media = media_get_public(alias.pk)
+        assert media.duplicate_of.pk == target.pk
+
+
+@pytest.mark.parametrize("fields", [{"visibility": "private"}, {"visibility": "public", "status": "pending"},
+                                    {"visibility": "public", "status": "deleted"}, {"id": "med_other"}])
+def test_a_private_not_live_or_unknown_file_is_the_same_public_404(alice, fields):
+    shown = {"visibility": "public", **fields}
+    media = row(alice, **{k: v for k, v in shown.items() if k != "id"})
+    asked = fields.get("id", media.pk)
+    with pytest.raises(NotFound) as refused:
+        media_get_public(asked)
+    assert (refused.value.code, str(refused.value.message)) == ("media_not_found", "No such media file.")
+
+
+# -- stored variants, reported apart from files ---------------------------------------------------
+def variant(actor, *, status: str = "ready", size: int = 0, n: int = 0) -> MediaVariant:  # noqa: ANN001
+    return MediaVariant.objects.create(
+        organization=actor.organization, sha256=f"{n:064d}", transform=f"w{n}", status=status, bytes=size,
+        storage_key=f"organizations/{actor.organization.pk}/variants/{n}.webp", claimed_at=T0)
+
+
+def test_variant_usage_counts_an_organization_s_ready_variants_only(alice, bob, charlie):
+    variant(alice, size=100, n=1)
+    variant(bob, size=20, n=2)
+    variant(alice, status="rendering", size=5000, n=3)
+    variant(charlie, size=7, n=4)
+    assert media_variant_usage(organization=alice.organization) == {"variant_bytes": 120, "variant_count": 2}
+    assert media_variant_usage(organization=charlie.organization) == {"variant_bytes": 7, "variant_count": 1}
+
+
+def test_variant_usage_of_an_organization_without_variants_is_zero(alice):
+    variant(alice, status="rendering", size=10, n=5)
+    assert media_variant_usage(organization=alice.organization) == {"variant_bytes": 0, "variant_count": 0}
+
+
+# -- the keyset cursor ----------------------------------------------------------------------------
+# Every padding length (0, 1, 2 "="), one whose base64 ends in "X", and ids holding the separator.
+@pytest.mark.parametrize("media_id", ["med_a", "med_ab", "med_abc", "med_xxxxxxx", "med_aaW", "med_a|b|c"])
+def test_a_cursor_is_unpadded_urlsafe_base64_of_time_and_id_and_decodes_back(alice, media_id):
+    media = row(alice, id=media_id)
+    media.refresh_from_db()
+    cursor = media_cursor_encode(media)
+    raw = f"{media.created_at.isoformat()}|{media_id}".encode()
+    assert cursor == base64.urlsafe_b64encode(raw).decode().rstrip("=") and "=" not in cursor
+    assert media_cursor_decode(cursor) == (media.created_at, media_id)
+
+
+def encoded(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("cursor", [
+    "%%%", encoded("no separator"), encoded("not-a-time|med_a"), encoded("2030-01-01T00:00:00|med_a"),
+    encoded("2030-01-01T00:00:00+00:00|"), base64.urlsafe_b64encode(b"\xff\xfe|x").decode(), "",
+])
+def test_anything_but_an_aware_time_and_an_id_is_not_a_cursor(cursor):
+    with pytest.raises(ValueError, match=r"^The cursor is not valid\.$"):
+        media_cursor_decode(cursor)
