@@ -7,10 +7,11 @@ import pytest
 
 from accounts.principal import Principal
 from config.errors import NotFound, PermissionDenied
-from media_app.models import MediaFile
+from media_app.models import MediaFile, MediaVariant
 from media_app.selectors import (
-    media_get, media_get_by_key, media_list, media_quota_totals, media_resolve, media_search_filter,
-    media_usage_by_category, media_visible_to,
+    media_cursor_decode, media_cursor_encode, media_get, media_get_by_key, media_get_public, media_list,
+    media_quota_totals, media_resolve, media_search_filter, media_usage_by_category, media_variant_usage,
+    media_visible_to,
 )
 
 T0 = datetime(2030, 1, 1, tzinfo=tz.utc)
@@ -73,6 +74,12 @@ def test_anothers_or_a_deleted_or_a_missing_file_is_the_same_404(alice, cast, wh
         media_get(principal(alice, "member"), media_id)
     assert (caught.value.status, caught.value.code, caught.value.message) == (
         404, "media_not_found", "No such media file.")
+
+
+def test_an_admin_gets_a_members_file_with_its_owner_in_the_same_query(alice, bob, cast, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        media = media_get(principal(alice, "admin"), cast["bob"].pk)
+        assert (media.pk, media.owner.username, media.organization.slug) == (cast["bob"].pk, "bob", "acme")
 
 
 def test_an_alias_is_found_with_its_original_in_the_same_query(alice, django_assert_num_queries):
@@ -245,3 +252,83 @@ def test_quota_totals_count_live_bytes_and_files_and_pending_reservations(alice,
 def test_an_organization_without_files_totals_zero(alice):
     assert media_quota_totals(organization=alice.organization) == {"used_bytes": 0, "reserved_bytes": 0,
                                                                    "file_count": 0}
+
+
+def variant(actor, *, n: int, bytes: int, status: str = "ready") -> MediaVariant:
+    sha = f"{n:064x}"
+    return MediaVariant.objects.create(
+        organization=actor.organization, sha256=sha, transform="w256_h0_inside_q80_webp", bytes=bytes, status=status,
+        storage_key=f"organizations/{actor.organization.pk}/variants/{sha}/w256_h0_inside_q80_webp.webp", claimed_at=T0)
+
+
+def test_variant_usage_counts_only_the_organizations_ready_variants(alice, charlie):
+    variant(alice, n=1, bytes=10), variant(alice, n=2, bytes=5), variant(alice, n=3, bytes=100, status="rendering")
+    variant(charlie, n=4, bytes=1000)
+    assert media_variant_usage(organization=alice.organization) == {"variant_bytes": 15, "variant_count": 2}
+
+
+def test_an_organization_without_variants_has_zero_variant_usage(alice, charlie):
+    variant(charlie, n=4, bytes=1000)
+    assert media_variant_usage(organization=alice.organization) == {"variant_bytes": 0, "variant_count": 0}
+
+
+# -- public files -------------------------------------------------------------------------
+def test_a_live_public_file_is_found_by_anyone_with_its_original_in_one_query(alice, charlie,
+                                                                           django_assert_num_queries):
+    original = row(alice, visibility="public")
+    alias = row(charlie, visibility="public", duplicate_of=original)
+    with django_assert_num_queries(1):
+        media = media_get_public(alias.pk)
+        assert (media.pk, media.duplicate_of.pk) == (alias.pk, original.pk)
+    assert media_get_public(original.pk).pk == original.pk
+
+
+@pytest.mark.parametrize("which", ["private", "deleted", "pending", "missing"])
+def test_a_private_or_not_live_or_missing_file_is_the_same_public_404(alice, which):
+    row(alice, visibility="public")                    # a public file exists: it is not the one asked for
+    media_id = {"private": lambda: row(alice).pk, "deleted": lambda: row(alice, status="deleted", visibility="public").pk,
+                "pending": lambda: row(alice, status="pending", visibility="public").pk,
+                "missing": lambda: "med_missing"}[which]()
+    with pytest.raises(NotFound) as caught:
+        media_get_public(media_id)
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        404, "media_not_found", "No such media file.")
+
+
+# -- cursors ------------------------------------------------------------------------------
+def unsaved(pk: str) -> MediaFile:
+    return MediaFile(id=pk, created_at=T0)
+
+
+@pytest.mark.parametrize(("pk", "cursor"), [
+    ("med_W", "MjAzMC0wMS0wMVQwMDowMDowMCswMDowMHxtZWRfVw"),                 # two '=' of padding dropped
+    ("med_aW", "MjAzMC0wMS0wMVQwMDowMDowMCswMDowMHxtZWRfYVc"),               # one '=' dropped
+    ("med_aaW", "MjAzMC0wMS0wMVQwMDowMDowMCswMDowMHxtZWRfYWFX"),             # none to drop; ends in X
+    ("med_aaaaaaa", "MjAzMC0wMS0wMVQwMDowMDowMCswMDowMHxtZWRfYWFhYWFhYQ"),
+])
+def test_a_cursor_is_the_creation_time_and_id_in_url_safe_base64_without_padding(pk, cursor):
+    assert media_cursor_encode(unsaved(pk)) == cursor
+    assert media_cursor_decode(cursor) == (T0, pk)
+
+
+def test_everything_after_the_first_bar_is_the_id():
+    assert media_cursor_decode(media_cursor_encode(unsaved("med|x|y"))) == (T0, "med|x|y")
+
+
+def test_a_cursor_round_trips_a_stored_rows_time_and_id(alice):
+    media = MediaFile.objects.get(pk=row(alice, minutes=7).pk)
+    assert media_cursor_decode(media_cursor_encode(media)) == (media.created_at, media.pk)
+
+
+@pytest.mark.parametrize("cursor", [
+    "!!!",                                            # not base64
+    "_w",                                             # not UTF-8
+    "bm8gYmFyIGhlcmU",                                # no bar
+    "bm90IGEgdGltZXxtZWRfMQ",                         # not a time: "not a time|med_1"
+    "MjAzMC0wMS0wMVQwMDowMDowMHxtZWRfMQ",             # a time without a zone: "2030-01-01T00:00:00|med_1"
+    "MjAzMC0wMS0wMVQwMDowMDowMCswMDowMHw",            # no id: "2030-01-01T00:00:00+00:00|"
+])
+def test_anything_but_an_encoded_cursor_is_refused(cursor):
+    with pytest.raises(ValueError) as caught:
+        media_cursor_decode(cursor)
+    assert str(caught.value) == "The cursor is not valid."
