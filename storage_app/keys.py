@@ -26,12 +26,13 @@ UPLOADS_SEGMENT = "uploads"
 VARIANTS_SEGMENT = "variants"
 
 # ASCII only: letters, digits and a few punctuation marks that need no escaping anywhere.
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_\-~+=@,][A-Za-z0-9._\-~+=@,]*$")
+# Matched with fullmatch: `$` would also match before a trailing newline.
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_\-~+=@,][A-Za-z0-9._\-~+=@,]*")
 _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_EXT = re.compile(r"^[a-z0-9]{1,10}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_VARIANT = re.compile(r"^organizations/[0-9]{1,18}/variants/[0-9a-f]{64}/[^/]+$")
-_STAGING = re.compile(r"^organizations/(?P<org>[0-9]{1,18})/uploads/(?P<media>[A-Za-z0-9_-]{1,64})$")
+_EXT = re.compile(r"[a-z0-9]{1,10}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_VARIANT = re.compile(r"organizations/[0-9]{1,18}/variants/[0-9a-f]{64}/[^/]+")
+_STAGING = re.compile(r"organizations/(?P<org>[0-9]{1,18})/uploads/(?P<media>[A-Za-z0-9_-]{1,64})")
 
 
 def validate_key(key: object, *, max_length: int = MAX_KEY_LENGTH, param: str = "key") -> str:
@@ -54,7 +55,7 @@ def validate_key(key: object, *, max_length: int = MAX_KEY_LENGTH, param: str = 
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidPath("The path has an empty, '.' or '..' segment.", param=param)
-        if not _SAFE_SEGMENT.match(segment):
+        if not _SAFE_SEGMENT.fullmatch(segment):
             raise InvalidPath(f"The path segment {segment[:40]!r} has characters that are not allowed.", param=param)
     return key
 
@@ -89,13 +90,13 @@ def upload_staging_key(org_id: int, media_id: str) -> str:
 
 def parse_staging_key(key: str) -> tuple[int, str] | None:
     """(org_id, media_id) of a staging key; None for any other key."""
-    match = _STAGING.match(key)
+    match = _STAGING.fullmatch(key)
     return (int(match["org"]), match["media"]) if match else None
 
 
 def variant_prefix(org_id: int, sha256: str) -> str:
     """The folder of every variant of one original's content in an organization."""
-    if not _SHA256.match(sha256):
+    if not _SHA256.fullmatch(sha256):
         raise InvalidPath("A variant needs the original's SHA-256.", param="sha256")
     return f"{organization_prefix(org_id)}{VARIANTS_SEGMENT}/{sha256}/"
 
@@ -106,7 +107,7 @@ def variant_key(*, org_id: int, sha256: str, name: str, ext: str) -> str:
 
 
 def is_variant_key(key: str) -> bool:
-    return bool(_VARIANT.match(key))
+    return bool(_VARIANT.fullmatch(key))
 
 
 def safe_stem(original_name: str) -> str:
@@ -121,7 +122,7 @@ def safe_stem(original_name: str) -> str:
 def safe_extension(ext: str | None, original_name: str = "") -> str:
     """The sniffed extension wins; else the original name's, if plain; else `bin`."""
     for candidate in (ext, original_name.rsplit(".", 1)[-1] if "." in original_name else None):
-        if candidate and _EXT.match(candidate.lower()):
+        if candidate and _EXT.fullmatch(candidate.lower()):
             return candidate.lower()
     return "bin"
 

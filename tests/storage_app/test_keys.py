@@ -95,6 +95,17 @@ def test_variant_keys_sit_under_their_originals_content_in_the_organization():
         variant_key(org_id=3, sha256="../../etc", name="x", ext="png")
 
 
+@pytest.mark.parametrize("sha256", ["../../etc", "", "ab" * 31, "ab" * 33, "zz" * 32, "ab" * 32 + "/..",
+                                    "ab" * 32 + "\n"])
+def test_a_variant_of_anything_but_a_sha256_is_refused_under_the_sha256_parameter(sha256):
+    from storage_app.keys import variant_prefix
+
+    with pytest.raises(InvalidPath) as caught:
+        variant_prefix(3, sha256)
+    assert (caught.value.message, caught.value.param, caught.value.code, caught.value.status) == (
+        "A variant needs the original's SHA-256.", "sha256", "invalid_path", 400)
+
+
 def test_a_signed_transform_is_part_of_the_signature():
     from config.errors import SignatureInvalid
     from storage_app import signing
@@ -216,3 +227,18 @@ def test_user_keys_take_the_sniffed_extension_and_else_the_names():
     assert build_user_key(org_id=1, user_id=2, original_name="x.png", ext="webp", now=now).endswith(".webp")
     assert build_user_key(org_id=1, user_id=2, original_name="x.png", ext=None, now=now).endswith(".png")
     assert "/file_20250325_120001_" in build_user_key(org_id=1, user_id=2, original_name="...", ext=None, now=now)
+
+
+def test_a_trailing_newline_is_not_part_of_any_pattern():
+    # `$` matches before a final newline; the patterns must match the whole string.
+    from storage_app.keys import parse_staging_key, safe_extension
+
+    assert safe_extension(None, "cat.png\n") == "bin"
+    assert safe_extension("png\n") == "bin"
+    assert parse_staging_key("organizations/1/uploads/abc\n") is None
+    assert parse_staging_key("organizations/1/uploads/abc") == (1, "abc")
+
+
+def test_an_upload_named_with_a_trailing_newline_gets_a_valid_key():
+    key = build_user_key(org_id=1, user_id=2, original_name="cat.png\n", ext=None, now=datetime(2025, 1, 2, 3, 4, 5))
+    assert key.startswith("organizations/1/files/2/cat_20250102_030405_") and key.endswith(".bin")
