@@ -67,6 +67,12 @@ WHY: dict[str, str] = {
     "accounts.authentication.x__converted__mutmut_2": _CONVERTER_ARGS,
     "accounts.authentication.x__converted__mutmut_8": _CONVERTER_ARGS,
     "accounts.authentication.x__converted__mutmut_9": _CONVERTER_ARGS,
+    "accounts.authentication.x__instances__mutmut_1": _DB_ALIAS,
+    "accounts.authentication.x__instances__mutmut_2": _DB_ALIAS,
+    "accounts.authentication.x__instances__mutmut_4": _DB_ALIAS,
+    "accounts.authentication.x__instances__mutmut_5": (
+        "equivalent: Model.from_db reads the field names only for deferred loading, and every column is loaded"),
+    "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_18": _CONVERTER_ARGS,
     "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_2": _DB_ALIAS,
     "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_17": _CONVERTER_ARGS,
     "accounts.authentication.xǁ_KeyQueryǁfetch__mutmut_26": _DB_ALIAS,

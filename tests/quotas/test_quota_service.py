@@ -39,6 +39,14 @@ def test_reserving_past_the_limit_is_refused(acme):
     assert counters(acme) == (0, 100, 0)
 
 
+def test_a_refusal_over_a_full_quota_costs_two_queries_and_makes_no_row(acme, django_assert_num_queries):
+    Quota.objects.filter(organization=acme).update(limit_override_bytes=100)
+    with django_assert_num_queries(2):  # the conditional update, then whether the row exists
+        with pytest.raises(QuotaExceeded):
+            quota_reserve(organization=acme, n=101)
+    assert Quota.objects.filter(organization=acme).count() == 1
+
+
 def test_a_charge_larger_than_its_reservation_cannot_pass_the_limit(acme):
     Quota.objects.filter(organization=acme).update(limit_override_bytes=100)
     quota_reserve(organization=acme, n=50)
