@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import Organization
 from config.errors import (
     Conflict, InvalidRequest, QuotaExceeded, ServiceError, TooLarge,
 )
+from config.prebuilt import Prebuilt
 from media_app.ids import media_id_new
 from media_app.imaging import image_dimensions
 from media_app import signals
@@ -255,6 +256,20 @@ def abandon(store: MediaStore, media: MediaFile, *, delete_object: bool = True) 
             quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
 
 
+def _live_copy(variant: str, organization_id: int, sha256: str, exclude: str,
+               owner_id: int | None = None) -> QuerySet[MediaFile]:
+    live = (MediaFile.objects.filter(organization_id=organization_id, sha256=sha256, status=MediaFile.Status.ACTIVE)
+            .exclude(pk=exclude).select_related("duplicate_of"))
+    if variant == "own":
+        originals_first = Case(When(duplicate_of__isnull=True, then=Value(0)), default=Value(1))
+        return live.filter(owner_id=owner_id).order_by(originals_first, "created_at")[:1]
+    return live.filter(duplicate_of__isnull=True).order_by("created_at")[:1]
+
+
+# Built once per database: every upload looks for a copy, and the ORM built this select for each.
+_LIVE_COPY = Prebuilt(MediaFile, _live_copy)
+
+
 def find_duplicate(*, organization: Organization, owner, sha256: str, exclude: str) -> MediaFile | None:  # noqa: ANN001
     """The owner's own live file of this content (an original before an alias), or, with organization
     scope, another member's original: that one is only ever aliased, never answered (see
@@ -262,13 +277,10 @@ def find_duplicate(*, organization: Organization, owner, sha256: str, exclude: s
     scope = settings.MEDIA_DEDUP_SCOPE
     if scope == "off":
         return None
-    live = (MediaFile.objects.filter(organization=organization, sha256=sha256, status=MediaFile.Status.ACTIVE)
-            .exclude(pk=exclude).select_related("duplicate_of"))
-    originals_first = Case(When(duplicate_of__isnull=True, then=Value(0)), default=Value(1))
-    own = live.filter(owner=owner).order_by(originals_first, "created_at").first()
+    own = _LIVE_COPY.first(organization.pk, sha256, exclude, owner.pk, variant="own")
     if own is not None or scope == "owner":
         return own
-    return live.filter(duplicate_of__isnull=True).order_by("created_at").first()
+    return _LIVE_COPY.first(organization.pk, sha256, exclude, variant="others")
 
 
 def hash_object(store: MediaStore, key: str, *, encrypted: bool, size: int) -> tuple[str, bytes]:
