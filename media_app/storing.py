@@ -95,18 +95,19 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
 
 @emits_quota_exceeded
 def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
-                        param: str = "file", resumable: bool = False) -> int:
+                        param: str = "file", resumable: bool = False, quota: bool = True) -> int:
     """Refuse before reading a body that is already known to be too big; the limit otherwise.
 
     `param` names the field the size came from (`bytes` for a prepared upload); `resumable`
-    uploads (tus, direct multipart) have the plan's limit, not the one-request cap.
+    uploads (tus, direct multipart) have the plan's limit, not the one-request cap. `quota=False`
+    skips reading the quota, for a caller that has just checked it (the reservation still does).
     """
     limit = upload_limit(organization=organization, category=category, resumable=resumable)
     if declared is not None and declared > limit:
         what = f"{param}={declared}" if param != "file" else f"File size {declared}"
         raise TooLarge(f"{what} exceeds the maximum of {limit} bytes ({size_label(limit)}) for one file.",
                        param=param)
-    if declared is not None and declared > quota_available(organization=organization):
+    if quota and declared is not None and declared > quota_available(organization=organization):
         raise QuotaExceeded(param=param)
     return limit
 
