@@ -154,13 +154,15 @@ class LateFields:
 
 def pending_create(*, organization: Organization, owner, options: FileOptions, category: Category,  # noqa: ANN001
                     ext: str | None, reserved: int) -> MediaFile:
-    """The pending row and its reservation, committed together before any byte is written."""
+    """The pending row and its reservation, committed together before any byte is written.
+
+    The row goes in first and the quota row is updated last: its lock, which every upload of
+    the organization waits for, is then held only from that update to the commit."""
     now = timezone.now()
     key = build_user_key(org_id=organization.pk, user_id=owner.pk, original_name=options.original_name or "file",
                          ext=ext, now=now)
     with transaction.atomic():
-        quota_reserve(organization=organization, n=reserved)
-        return MediaFile.objects.create(
+        media = MediaFile.objects.create(
             id=media_id_new(), organization=organization, owner=owner, status=MediaFile.Status.PENDING,
             storage_key=key, original_name=(options.original_name or "")[:255], category=category.name,
             visibility=options.visibility, source=options.source, source_url=options.source_url,
@@ -169,6 +171,8 @@ def pending_create(*, organization: Organization, owner, options: FileOptions, c
             prompt=options.provenance.prompt, generation=options.provenance.generation or {},
             reserved_bytes=reserved, upload_expires_at=now + timedelta(seconds=settings.MEDIA_UPLOAD_TTL),
         )
+        quota_reserve(organization=organization, n=reserved)
+    return media
 
 
 def activate_deduplicated(store: MediaStore, media: MediaFile, *, organization: Organization, owner,  # noqa: ANN001
