@@ -92,7 +92,10 @@ class Prebuilt:
         slots = tuple((position, stands.index(param)) for position, param in enumerate(params)
                       if any(param == stand and type(param) is type(stand) for stand in stands))
         missing = set(range(len(stands))) - {index for _, index in slots}
-        if missing:  # a value the ORM changed on its way into the SQL: it cannot be substituted
+        # A value the ORM changed on its way into the SQL cannot be substituted: a lookup whose value
+        # it transforms (startswith), or a field that cannot hold the stand-in (a positive or small
+        # integer field drops or rewrites the lookup). Refused at first use, never run wrong.
+        if missing:
             raise ValueError(f"Prebuilt values {sorted(missing)} do not appear as parameters of {sql!r}")
         klass_info, select = compiler.klass_info, compiler.select
         fields = klass_info["select_fields"]

@@ -39,3 +39,9 @@ def test_a_value_the_orm_does_not_pass_as_a_parameter_is_refused(db):
     prebuilt = Prebuilt(MediaFile, lambda variant, media_id: MediaFile.objects.filter(pk__startswith=media_id))
     with pytest.raises(ValueError, match="do not appear as parameters"):
         prebuilt.first("med_")
+
+
+def test_a_field_that_cannot_hold_the_stand_in_is_refused_not_run_wrong(alice, alices_media):
+    prebuilt = Prebuilt(MediaFile, lambda variant, media_id, width: MediaFile.objects.filter(pk=media_id, width__gte=width))
+    with pytest.raises(ValueError, match="do not appear as parameters"):
+        prebuilt.first(alices_media["id"], 1)
