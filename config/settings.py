@@ -119,6 +119,15 @@ def _database(url: str, name: str) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
         config["CONN_MAX_AGE"] = 0
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side binding lets psycopg prepare a statement after its fifth run on a connection, so
+        # PostgreSQL stops parsing and planning the hot paths' few statements on every request
+        # (docs/benchmarks.md, rows 8 and 12). Off for a pooler in transaction mode (PgBouncer < 1.21),
+        # where a prepared statement may not be on the next transaction's server connection.
+        # Django leaves psycopg's prepare_threshold off unless OPTIONS name it.
+        prepared = env.bool("DATABASE_SERVER_SIDE_BINDING", True)
+        config["OPTIONS"] = {"server_side_binding": prepared, "prepare_threshold": 5 if prepared else None,
+                             **config.get("OPTIONS", {})}
     return config
 
 

@@ -28,10 +28,11 @@ def _media_data(media_id: str) -> dict[str, Any] | None:
 
 
 def _publish_media(event_type: str, media_id: str, organization_id: int, **extra: Any) -> None:
-    data = _media_data(media_id)
-    if data is not None:
-        webhook_event_publish(organization_id=organization_id, event_type=event_type,
-                              data=_jsonable({**data, **extra}))
+    def data() -> dict[str, Any] | None:  # read only when an endpoint wants the event
+        found = _media_data(media_id)
+        return None if found is None else _jsonable({**found, **extra})
+
+    webhook_event_publish(organization_id=organization_id, event_type=event_type, data=data)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

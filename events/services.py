@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -70,14 +70,25 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 
 # -- events -------------------------------------------------------------------------------
-def webhook_event_publish(*, organization_id: int, event_type: str, data: dict) -> list[WebhookMessage]:
+def webhook_event_publish(*, organization_id: int, event_type: str,
+                          data: dict | Callable[[], dict | None]) -> list[WebhookMessage]:
     """A message for every endpoint of the organization that wants `event_type`; each is
-    delivered once the current transaction commits."""
+    delivered once the current transaction commits.
+
+    `data` may be a function, called only when some endpoint wants the event (None: no event):
+    most organizations have no webhook, and every upload would read its file back for nothing."""
+    endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True)
+                 if endpoint.wants(event_type)]
+    if not endpoints:
+        return []
+    if callable(data):
+        data = data()
+        if data is None:
+            return []
     payload = {"type": event_type, "timestamp": timezone.now().isoformat(), "data": data}
-    endpoints = WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True)
     messages = [WebhookMessage.objects.create(id=_new_id("msg_"), endpoint=endpoint, event_type=event_type,
                                               payload=payload)
-                for endpoint in endpoints if endpoint.wants(event_type)]
+                for endpoint in endpoints]
     for message in messages:
         _enqueue(message.pk)
     return messages

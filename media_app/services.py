@@ -68,17 +68,21 @@ class PreparedMultipart:
 @emits_quota_exceeded
 def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  # noqa: ANN001
                        options: FileOptions, declared_size: int | None = None,
-                       late: Callable[[], LateFields | None] | None = None) -> StoreResult:
+                       late: Callable[[], LateFields | None] | None = None,
+                       quota_checked: bool = False) -> StoreResult:
     """Store a stream as a new active file (or answer the owner's existing copy).
 
     `late` is for multipart bodies streamed as they arrive, whose fields may follow the
     file: it is called once the bytes are stored, before deduplication and activation, and
     what it answers is checked against the stored content and recorded (a refusal undoes
-    everything, like any other failure).
+    everything, like any other failure). `quota_checked`: the caller has just refused a body
+    larger than the quota's room, so the quota is not read again before the reservation (which
+    is exact either way).
     """
     category = get_category(options.category)
     plan_category_check(organization, category)
-    limit = check_declared_size(organization=organization, category=category, declared=declared_size)
+    limit = check_declared_size(organization=organization, category=category, declared=declared_size,
+                                quota=not quota_checked)
     reserved = declared_size if declared_size is not None else limit
     state: dict[str, MediaFile] = {}
 
@@ -110,7 +114,8 @@ def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  
 
 
 def media_store_form(*, organization: Organization, owner, form: UploadForm, options: FileOptions,  # noqa: ANN001
-                     late: Callable[[dict], LateFields] | None = None, length_known: bool = True) -> StoreResult:
+                     late: Callable[[dict], LateFields] | None = None, length_known: bool = True,
+                     quota_checked: bool = False) -> StoreResult:
     """Store the file part of a multipart body read as it arrives (`storage_app.uploads.open_upload_form`).
 
     No more than what is left of the body is reserved. Fields sent after the file part (seed
@@ -118,6 +123,8 @@ def media_store_form(*, organization: Organization, owner, form: UploadForm, opt
     of the form's fields into the owner and options to record, checked before activation.
     The caller has made sure the form has a file part. A file already known to be too big (the
     body's length was declared: `length_known`) is refused before a byte of it is read.
+    `quota_checked`: the caller refused a declared body larger than the quota's room
+    (`check_body_quota`) just before, so the quota is not read a second time.
     """
     options = replace(options, original_name=options.original_name or form.file.name or "file")
     category = get_category(options.category)
@@ -130,7 +137,8 @@ def media_store_form(*, organization: Organization, owner, form: UploadForm, opt
         return late(everything) if late is not None and form.late_fields else None
 
     return media_store_stream(organization=organization, owner=owner, source=form.file, options=options,
-                              declared_size=min(form.bound, limit), late=late_fields)
+                              declared_size=min(form.bound, limit), late=late_fields,
+                              quota_checked=length_known and quota_checked)
 
 
 def media_store_data_url(*, organization: Organization, owner, data_url: str,  # noqa: ANN001

@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import Organization
 from config.errors import (
     Conflict, InvalidRequest, QuotaExceeded, ServiceError, TooLarge,
 )
+from config.prebuilt import Prebuilt
 from media_app.ids import media_id_new
 from media_app.imaging import image_dimensions
 from media_app import signals
@@ -94,18 +95,19 @@ def retention_until(*, organization: Organization, now: datetime | None = None) 
 
 @emits_quota_exceeded
 def check_declared_size(*, organization: Organization, category: Category, declared: int | None,
-                        param: str = "file", resumable: bool = False) -> int:
+                        param: str = "file", resumable: bool = False, quota: bool = True) -> int:
     """Refuse before reading a body that is already known to be too big; the limit otherwise.
 
     `param` names the field the size came from (`bytes` for a prepared upload); `resumable`
-    uploads (tus, direct multipart) have the plan's limit, not the one-request cap.
+    uploads (tus, direct multipart) have the plan's limit, not the one-request cap. `quota=False`
+    skips reading the quota, for a caller that has just checked it (the reservation still does).
     """
     limit = upload_limit(organization=organization, category=category, resumable=resumable)
     if declared is not None and declared > limit:
         what = f"{param}={declared}" if param != "file" else f"File size {declared}"
         raise TooLarge(f"{what} exceeds the maximum of {limit} bytes ({size_label(limit)}) for one file.",
                        param=param)
-    if declared is not None and declared > quota_available(organization=organization):
+    if quota and declared is not None and declared > quota_available(organization=organization):
         raise QuotaExceeded(param=param)
     return limit
 
@@ -152,13 +154,15 @@ class LateFields:
 
 def pending_create(*, organization: Organization, owner, options: FileOptions, category: Category,  # noqa: ANN001
                     ext: str | None, reserved: int) -> MediaFile:
-    """The pending row and its reservation, committed together before any byte is written."""
+    """The pending row and its reservation, committed together before any byte is written.
+
+    The row goes in first and the quota row is updated last: its lock, which every upload of
+    the organization waits for, is then held only from that update to the commit."""
     now = timezone.now()
     key = build_user_key(org_id=organization.pk, user_id=owner.pk, original_name=options.original_name or "file",
                          ext=ext, now=now)
     with transaction.atomic():
-        quota_reserve(organization=organization, n=reserved)
-        return MediaFile.objects.create(
+        media = MediaFile.objects.create(
             id=media_id_new(), organization=organization, owner=owner, status=MediaFile.Status.PENDING,
             storage_key=key, original_name=(options.original_name or "")[:255], category=category.name,
             visibility=options.visibility, source=options.source, source_url=options.source_url,
@@ -167,6 +171,8 @@ def pending_create(*, organization: Organization, owner, options: FileOptions, c
             prompt=options.provenance.prompt, generation=options.provenance.generation or {},
             reserved_bytes=reserved, upload_expires_at=now + timedelta(seconds=settings.MEDIA_UPLOAD_TTL),
         )
+        quota_reserve(organization=organization, n=reserved)
+    return media
 
 
 def activate_deduplicated(store: MediaStore, media: MediaFile, *, organization: Organization, owner,  # noqa: ANN001
@@ -255,6 +261,20 @@ def abandon(store: MediaStore, media: MediaFile, *, delete_object: bool = True) 
             quota_release_reservation(organization=media.organization, reserved=media.reserved_bytes)
 
 
+def _live_copy(variant: str, organization_id: int, sha256: str, exclude: str,
+               owner_id: int | None = None) -> QuerySet[MediaFile]:
+    live = (MediaFile.objects.filter(organization_id=organization_id, sha256=sha256, status=MediaFile.Status.ACTIVE)
+            .exclude(pk=exclude).select_related("duplicate_of"))
+    if variant == "own":
+        originals_first = Case(When(duplicate_of__isnull=True, then=Value(0)), default=Value(1))
+        return live.filter(owner_id=owner_id).order_by(originals_first, "created_at")[:1]
+    return live.filter(duplicate_of__isnull=True).order_by("created_at")[:1]
+
+
+# Built once per database: every upload looks for a copy, and the ORM built this select for each.
+_LIVE_COPY = Prebuilt(MediaFile, _live_copy)
+
+
 def find_duplicate(*, organization: Organization, owner, sha256: str, exclude: str) -> MediaFile | None:  # noqa: ANN001
     """The owner's own live file of this content (an original before an alias), or, with organization
     scope, another member's original: that one is only ever aliased, never answered (see
@@ -262,13 +282,10 @@ def find_duplicate(*, organization: Organization, owner, sha256: str, exclude: s
     scope = settings.MEDIA_DEDUP_SCOPE
     if scope == "off":
         return None
-    live = (MediaFile.objects.filter(organization=organization, sha256=sha256, status=MediaFile.Status.ACTIVE)
-            .exclude(pk=exclude).select_related("duplicate_of"))
-    originals_first = Case(When(duplicate_of__isnull=True, then=Value(0)), default=Value(1))
-    own = live.filter(owner=owner).order_by(originals_first, "created_at").first()
+    own = _LIVE_COPY.first(organization.pk, sha256, exclude, owner.pk, variant="own")
     if own is not None or scope == "owner":
         return own
-    return live.filter(duplicate_of__isnull=True).order_by("created_at").first()
+    return _LIVE_COPY.first(organization.pk, sha256, exclude, variant="others")
 
 
 def hash_object(store: MediaStore, key: str, *, encrypted: bool, size: int) -> tuple[str, bytes]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import BigIntegerField, F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -36,9 +36,16 @@ class QuotaDrift:
         return self.before != self.after
 
 
+def _bytes(n: int) -> Value:
+    """A byte count as a bigint parameter. A bare int in an expression is an `IntegerField` Value, which
+    Django passes as an int4 parameter; with server-side binding (config/settings.py) psycopg would send
+    anything over 2 GiB as a wrong int4 instead of failing."""
+    return Value(n, output_field=BigIntegerField())
+
+
 def _limit_expression(organization: Organization):  # noqa: ANN202
     # The override lives on the quota row itself, so it is read in the same statement.
-    return Coalesce(F("limit_override_bytes"), Value(organization.plan.storage_limit_bytes))
+    return Coalesce(F("limit_override_bytes"), _bytes(organization.plan.storage_limit_bytes))
 
 
 def quota_limit(*, organization: Organization, quota: Quota | None = None) -> int:
@@ -75,17 +82,18 @@ def quota_reserve(*, organization: Organization, n: int) -> None:
 def _reserve(organization: Organization, n: int) -> bool:
     return bool(Quota.objects
                 .filter(organization=organization)
-                .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") - n))
-                .update(reserved_bytes=F("reserved_bytes") + n))
+                .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") - _bytes(n)))
+                .update(reserved_bytes=F("reserved_bytes") + _bytes(n)))
 
 
 def quota_charge(*, organization: Organization, reserved: int, size: int) -> None:
     """Turn a reservation of `reserved` bytes into `size` used bytes and one more file."""
     updated = (Quota.objects
                .filter(organization=organization)
-               .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") + reserved - size))
-               .update(reserved_bytes=Greatest(F("reserved_bytes") - reserved, Value(0)),
-                       used_bytes=F("used_bytes") + size, file_count=F("file_count") + 1))
+               .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") + _bytes(reserved)
+                         - _bytes(size)))
+               .update(reserved_bytes=Greatest(F("reserved_bytes") - _bytes(reserved), _bytes(0)),
+                       used_bytes=F("used_bytes") + _bytes(size), file_count=F("file_count") + 1))
     if not updated:
         raise QuotaExceeded(param="file")
 
@@ -94,13 +102,13 @@ def quota_release_reservation(*, organization: Organization, reserved: int) -> N
     """Give back a reservation (failed, refused or abandoned upload)."""
     if reserved:
         Quota.objects.filter(organization=organization).update(
-            reserved_bytes=Greatest(F("reserved_bytes") - reserved, Value(0)))
+            reserved_bytes=Greatest(F("reserved_bytes") - _bytes(reserved), _bytes(0)))
 
 
 def quota_release(*, organization: Organization, size: int, files: int = 1) -> None:
     """Give back what an active file used (delete, expiry). Never goes below zero."""
     Quota.objects.filter(organization=organization).update(
-        used_bytes=Greatest(F("used_bytes") - size, Value(0)),
+        used_bytes=Greatest(F("used_bytes") - _bytes(size), _bytes(0)),
         file_count=Greatest(F("file_count") - files, Value(0)))
 
 

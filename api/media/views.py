@@ -127,7 +127,7 @@ class UploadView(APIView):
         name = required_file(form, "No file was submitted.").name or "file"
         result = media_store_form(organization=org, owner=owner_for(principal, data.get("user_id")), form=form,
                                   options=file_options(data, original_name=name), length_known=declared is not None,
-                                  late=lambda fields: late_fields(principal, fields, name))
+                                  late=lambda fields: late_fields(principal, fields, name), quota_checked=True)
         return stored_response(request, result)
 
     def _presigned(self, request: Request, principal: Principal) -> Response:

@@ -107,7 +107,7 @@ class UploadView(APIView):
             return LateFields(owner=principal.user, options=FileOptions(original_name=name, category=category))
 
         result = media_store_form(organization=org, owner=principal.user, form=form, late=late,
-                                  length_known=declared is not None,
+                                  length_known=declared is not None, quota_checked=True,
                                   options=FileOptions(original_name=name, category=data.get("category")))
         # As the Media API answers: the existing file, 200 and `deduped: true`, for bytes already stored.
         body = {**s.StoredFileSerializer(result.media).data, "deduped": result.deduped}

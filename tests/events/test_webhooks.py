@@ -260,3 +260,11 @@ def test_the_signature_is_hmac_sha256_of_id_timestamp_and_body_with_the_secrets_
     key = base64.b64decode(endpoint.secret.removeprefix("whsec_"))
     expected = base64.b64encode(hmac.new(key, b"msg_1.1700000000." + body, hashlib.sha256).digest()).decode()
     assert signed == {"webhook-id": "msg_1", "webhook-timestamp": "1700000000", "webhook-signature": f"v1,{expected}"}
+
+
+def test_without_a_webhook_an_event_reads_nothing_but_the_endpoints(alice, alices_media, django_assert_num_queries):
+    from events.receivers import media_created
+
+    with django_assert_num_queries(1):  # the organization's endpoints; not the file's row
+        media_created(media_id=alices_media["id"], organization_id=alice.organization.pk)
+    assert not WebhookMessage.objects.exists()

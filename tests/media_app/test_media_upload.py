@@ -283,3 +283,18 @@ def test_the_three_step_upload_refuses_html_at_step_one(alice):
 def test_prepare_still_takes_generic_and_allowed_types(alice, content_type):
     assert alice.client.post("/v1/media/prepare-upload", {"content_type": content_type},
                              format="json").status_code == 200
+
+
+def test_a_multipart_upload_reads_the_quota_once_and_a_full_quota_still_refuses_it(alice, post_file):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post_file(alice).status_code == 201
+    quota_reads = [q["sql"] for q in queries.captured_queries
+                   if q["sql"].startswith("SELECT") and '"quotas_quota"' in q["sql"]]
+    assert len(quota_reads) == 1  # the early check of the declared body; the reservation is an UPDATE
+    used, _, files = counters(alice.organization)
+    Quota.objects.filter(organization=alice.organization).update(limit_override_bytes=used + 10)
+    assert error_of(post_file(alice), 413)["code"] == "quota_exceeded"
+    assert counters(alice.organization) == (used, 0, files) and MediaFile.objects.filter(status="pending").count() == 0

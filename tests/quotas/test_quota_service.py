@@ -252,3 +252,23 @@ def test_the_seeded_plans_allow_files_the_size_of_video(db):
     plans_ensure_seeded()
     limits = dict(Plan.objects.values_list("slug", "max_file_bytes"))
     assert (limits["individual"], limits["organization"]) == (2 * 1024**3, 10 * 1024**3)
+
+
+def test_byte_counts_past_four_gibibytes_move_the_counters_exactly(acme):
+    """Sizes are bigint parameters: with server-side binding an int4 one would wrap silently."""
+    big, limit = 5 * 2**30 + 7, 3 * 2**40
+    Quota.objects.filter(organization=acme).update(limit_override_bytes=limit)
+    quota_reserve(organization=acme, n=big)
+    assert counters(acme) == (0, big, 0)
+    quota_charge(organization=acme, reserved=big, size=big - 1)
+    assert counters(acme) == (big - 1, 0, 1)
+    quota_reserve(organization=acme, n=big)
+    quota_release_reservation(organization=acme, reserved=big)
+    quota_release(organization=acme, size=big - 1)
+    assert counters(acme) == (0, 0, 0)
+    Quota.objects.filter(organization=acme).update(limit_override_bytes=None)
+    Plan.objects.filter(pk=acme.plan_id).update(storage_limit_bytes=limit)
+    acme.plan.refresh_from_db()
+    quota_reserve(organization=acme, n=big)
+    with pytest.raises(QuotaExceeded):
+        quota_reserve(organization=acme, n=limit)

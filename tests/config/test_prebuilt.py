@@ -1,0 +1,47 @@
+"""config.prebuilt: a queryset compiled once answers what the queryset itself answers."""
+import pytest
+from django.db.models import QuerySet
+
+from config.prebuilt import Prebuilt
+from media_app.models import MediaFile
+
+
+def _rows(variant: str, organization_id: int, media_id: str) -> QuerySet[MediaFile]:
+    rows = MediaFile.objects.filter(organization_id=organization_id, pk=media_id).order_by()
+    return rows.select_related("owner", "duplicate_of") if variant == "with owner" else rows
+
+
+def _fields(media: MediaFile) -> dict:
+    return {f.attname: getattr(media, f.attname) for f in MediaFile._meta.concrete_fields}
+
+
+@pytest.mark.parametrize("variant", ["with owner", "alone"])
+def test_a_prebuilt_query_answers_the_same_instance_as_the_orm(alice, alices_media, variant):
+    prebuilt = Prebuilt(MediaFile, _rows)
+    for _ in range(2):  # compiled on the first call, reused on the second
+        media = prebuilt.first(alice.organization.pk, alices_media["id"], variant=variant)
+        expected = _rows(variant, alice.organization.pk, alices_media["id"]).get()
+        assert _fields(media) == _fields(expected) and media._state.db == expected._state.db
+        assert not media._state.adding
+        if variant == "with owner":
+            assert "owner" in media._state.fields_cache and media.owner.username == "alice"
+            assert media._state.fields_cache["duplicate_of"] is None
+
+
+def test_a_prebuilt_query_runs_with_each_calls_values(alice, alices_media, charlie):
+    prebuilt = Prebuilt(MediaFile, _rows)
+    assert prebuilt.first(alice.organization.pk, alices_media["id"], variant="alone").pk == alices_media["id"]
+    assert prebuilt.first(charlie.organization.pk, alices_media["id"], variant="alone") is None
+    assert prebuilt.first(alice.organization.pk, "med_unknown", variant="alone") is None
+
+
+def test_a_value_the_orm_does_not_pass_as_a_parameter_is_refused(db):
+    prebuilt = Prebuilt(MediaFile, lambda variant, media_id: MediaFile.objects.filter(pk__startswith=media_id))
+    with pytest.raises(ValueError, match="do not appear as parameters"):
+        prebuilt.first("med_")
+
+
+def test_a_field_that_cannot_hold_the_stand_in_is_refused_not_run_wrong(alice, alices_media):
+    prebuilt = Prebuilt(MediaFile, lambda variant, media_id, width: MediaFile.objects.filter(pk=media_id, width__gte=width))
+    with pytest.raises(ValueError, match="do not appear as parameters"):
+        prebuilt.first(alices_media["id"], 1)
