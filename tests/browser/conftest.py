@@ -45,7 +45,9 @@ def web_server(tmp_path_factory, chromium_path):
     stop(server)
 
 
-@pytest.fixture(scope="session")
+# Module scope: while Playwright's sync API is open its event loop counts as running in this thread,
+# so any test of another module run by the same process would meet Django's SynchronousOnlyOperation.
+@pytest.fixture(scope="module")
 def browser(chromium_path):
     from playwright.sync_api import sync_playwright
 
