@@ -25,6 +25,12 @@ class Command(BaseCommand):
                                  "default: CSRF_TRUSTED_ORIGINS and MEDIA_CORS_ALLOWED_ORIGINS")
 
     def handle(self, *args, **options) -> None:
+        store = get_store()
+        if not store.takes_direct_uploads():
+            self.stdout.write("Nothing to configure: uploads to this backend pass through the server "
+                              f"(MEDIA_STORAGE_BACKEND={settings.MEDIA_STORAGE_BACKEND}, "
+                              f"MEDIA_ENCRYPTION={settings.MEDIA_ENCRYPTION}).")
+            return
         origins = options["origins"] or [*settings.CSRF_TRUSTED_ORIGINS, *settings.MEDIA_CORS_ALLOWED_ORIGINS]
         origins = list(dict.fromkeys(origin.rstrip("/") for origin in origins if origin))
         if not origins:
@@ -33,12 +39,6 @@ class Command(BaseCommand):
         for origin in origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise CommandError(f"{origin!r} is not an origin (scheme://host[:port]).")
-        store = get_store()
-        if not store.takes_direct_uploads():
-            self.stdout.write("Nothing to configure: uploads to this backend pass through the server "
-                              f"(MEDIA_STORAGE_BACKEND={settings.MEDIA_STORAGE_BACKEND}, "
-                              f"MEDIA_ENCRYPTION={settings.MEDIA_ENCRYPTION}).")
-            return
         try:
             rules = store.allow_browser_uploads(origins)
         except ServiceError as exc:
