@@ -52,7 +52,8 @@ def main() -> None:
     account = h.account_in(env, "bench-load")
     h.media_dir_reset()
     with h.gunicorn(env, workers=2, threads=4) as server:
-        reply = h.upload(server, "/v1/media/upload", account.key, [os.urandom(4096)],
+        # Known first bytes: random ones are now and then sniffed as a type ("MZ": an executable, refused).
+        reply = h.upload(server, "/v1/media/upload", account.key, [b"\x00bench\x00\x00" + os.urandom(4088)],
                          before={"prompt": "a cat at dawn", "model": "sdxl", "provider": "stability"})
         media_id = reply.json()["id"]
         detail = f"/v1/media/{media_id}"
