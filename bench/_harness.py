@@ -128,6 +128,23 @@ def account(slug: str = "bench") -> Account:
     return Account(organization_id=org.pk, user_id=user.pk, key=key, service_key=service)
 
 
+
+def image_rows(account: Account, count: int) -> list[str]:
+    """`count` active PNG rows of `account`'s organization (rows only, no objects), replacing its
+    others; their ids (needs django_setup)."""
+    from media_app.ids import media_id_new
+    from media_app.models import MediaFile
+
+    org, user = account.organization_id, account.user_id
+    MediaFile.objects.filter(organization_id=org).delete()
+    ids = [media_id_new() for _ in range(count)]
+    MediaFile.objects.bulk_create([MediaFile(
+        id=i, organization_id=org, owner_id=user, status="active",
+        storage_key=f"organizations/{org}/files/{user}/img_{n}_20260101_000000_{i[-8:]}.png",
+        original_name=f"img {n}.png", mime="image/png", bytes=1000 + n, sha256=os.urandom(32).hex(), media_kind="image",
+    ) for n, i in enumerate(ids)])
+    return ids
+
 def account_in(env: dict[str, str], slug: str = "bench") -> Account:
     """`account()` run in a child process, for scripts that keep this process free of Django."""
     code = ("import json, sys; sys.path.insert(0, '.'); import django; django.setup(); "

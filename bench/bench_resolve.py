@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,18 +30,11 @@ def child(backend: str, runs: int) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from accounts.principal import Principal
-    from media_app.ids import media_id_new
     from media_app.models import MediaFile
     from media_app.selectors import media_resolve
 
     account = h.account(f"bench-resolve-{backend}")
-    MediaFile.objects.filter(organization_id=account.organization_id).delete()
-    ids = [media_id_new() for _ in range(100)]
-    MediaFile.objects.bulk_create([MediaFile(
-        id=i, organization_id=account.organization_id, owner_id=account.user_id, status="active",
-        storage_key=f"organizations/{account.organization_id}/files/{account.user_id}/img_{n}_20260101_000000_{i[-8:]}.png",
-        original_name=f"img {n}.png", mime="image/png", bytes=1000 + n, sha256=os.urandom(32).hex(), media_kind="image",
-    ) for n, i in enumerate(ids)])
+    ids = h.image_rows(account, 100)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {account.key}", HTTP_HOST="127.0.0.1")
     body = json.dumps({"ids": ids})
 

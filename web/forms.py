@@ -6,7 +6,7 @@ from datetime import datetime, time, timezone
 from django import forms
 
 from media_app.models import MediaFile
-from media_app.selectors import media_cursor_decode, media_cursor_encode
+from media_app.selectors import media_cursor_decode
 
 ANY = [("", "Any")]
 LINK_LIFETIMES = [(300, "5 minutes"), (3600, "1 hour"), (86400, "1 day"), (604800, "7 days")]
@@ -25,18 +25,12 @@ class GalleryFilters(forms.Form):
     cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
     def clean_cursor(self) -> tuple[datetime, str] | None:
-        return decode_cursor(self.cleaned_data["cursor"]) if self.cleaned_data["cursor"] else None
-
-
-def encode_cursor(media: MediaFile) -> str:
-    return media_cursor_encode(media)
-
-
-def decode_cursor(value: str) -> tuple[datetime, str]:
-    try:
-        return media_cursor_decode(value)
-    except ValueError as exc:
-        raise forms.ValidationError(str(exc), code="invalid_cursor") from None
+        if not self.cleaned_data["cursor"]:
+            return None
+        try:
+            return media_cursor_decode(self.cleaned_data["cursor"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_cursor") from None
 
 
 class SignedLinkForm(forms.Form):

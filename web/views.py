@@ -23,8 +23,8 @@ from accounts.services import api_key_create, api_key_revoke
 from config.errors import NotFound, ServiceError
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
-from media_app.selectors import (media_get, media_get_public, media_list, media_usage_by_category,
-                                 media_variant_usage)
+from media_app.selectors import (media_cursor_encode, media_get, media_get_public, media_list,
+                                 media_usage_by_category, media_variant_usage)
 from media_app.services import media_delete, media_update
 from media_app.transforms import Transform, transform_parse
 from quotas.services import quota_get, quota_limit
@@ -127,7 +127,7 @@ def gallery(request: HttpRequest, principal: Principal) -> HttpResponse:
     params = request.GET.copy()
     params.pop("cursor", None)
     if page and more:
-        params["cursor"] = forms.encode_cursor(page[-1])
+        params["cursor"] = media_cursor_encode(page[-1])
     context = {"tiles": [_tile(m, links) for m in page], "more": more, "next_query": params.urlencode(),
                "filters": form, "principal": principal, "filtered": any(v for k, v in request.GET.items()
                                                                         if k != "cursor")}

@@ -13,7 +13,7 @@ from config.errors import InvalidRequest
 from config.parsers import JsonTooDeep, json_depth, json_loads_bounded
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
-from media_app.selectors import media_cursor_decode, media_cursor_encode
+from media_app.selectors import media_cursor_decode
 from media_app.providers import PROVIDER_FORMATS
 
 MAX_RESOLVE_IDS = 100
@@ -147,17 +147,6 @@ def multipart_body(prepared) -> dict:  # noqa: ANN001 - a PreparedMultipart
                                 for n, url in enumerate(upload.part_urls, start=1)]},
     }
 
-    def validate(self, attrs: dict) -> dict:
-        sent = [name for name in ("content_type", "mime_type") if attrs.get(name)]
-        if not sent:
-            raise serializers.ValidationError(
-                {"content_type": [ErrorDetail("content_type (or mime_type) is required.", code="required")]})
-        if len(sent) == 2 and attrs["content_type"] != attrs["mime_type"]:
-            raise serializers.ValidationError(
-                {"mime_type": [ErrorDetail("mime_type and content_type differ; send one.", code="conflicting_fields")]})
-        # The field the client used, so a refusal of the type names it.
-        return {**attrs, "content_type": attrs[sent[0]], "type_param": sent[0]}
-
 
 class LegacyUploadInput(ProvenanceInput):
     """Seed 000 step 1: `{"name", "mime"}`."""
@@ -222,18 +211,10 @@ class ListQuery(serializers.Serializer):
     cursor = serializers.CharField(required=False, max_length=200)
 
     def validate_cursor(self, value: str) -> tuple[datetime, str]:
-        return decode_cursor(value)
-
-
-def encode_cursor(media: MediaFile) -> str:
-    return media_cursor_encode(media)
-
-
-def decode_cursor(value: str) -> tuple[datetime, str]:
-    try:
-        return media_cursor_decode(value)
-    except ValueError as exc:
-        raise serializers.ValidationError(str(exc), code="invalid_cursor") from None
+        try:
+            return media_cursor_decode(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_cursor") from None
 
 
 def presign_ttl(requested: int | None) -> int:

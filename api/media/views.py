@@ -25,7 +25,7 @@ from media_app.ingest import media_ingest
 from media_app.links import MediaLinks
 from media_app.models import MediaFile
 from media_app.resolve import ResolveOptions, media_payload_resolve, media_resolve_check_size
-from media_app.selectors import media_get, media_list, media_resolve, media_visible_to
+from media_app.selectors import media_cursor_encode, media_get, media_list, media_resolve, media_visible_to
 from media_app.transforms import PARAMS as TRANSFORM_PARAMS
 from media_app.transforms import Transform, require_transformable, transform_parse
 from media_app.services import (
@@ -90,7 +90,7 @@ class MediaCollectionView(APIView):
         output = _output(request, _transform(request))
         output.links.prefetch(page)
         return Response({"object": "list", "data": [output.media(m) for m in page], "has_more": has_more,
-                         "next_cursor": s.encode_cursor(page[-1]) if has_more else None})
+                         "next_cursor": media_cursor_encode(page[-1]) if has_more else None})
 
     @schema.media_create
     def post(self, request: Request) -> Response:
