@@ -129,6 +129,13 @@ def account(slug: str = "bench") -> Account:
 
 
 
+
+def opaque(size: int) -> bytes:
+    """`size` random bytes behind fixed first bytes: random ones alone now and then begin with a
+    known signature ("MZ" once in 65,536 files: refused as an executable; "BM": a broken image)."""
+    prefix = b"\x00bench\x00\x00"
+    return prefix + os.urandom(size - len(prefix))
+
 def image_rows(account: Account, count: int) -> list[str]:
     """`count` active PNG rows of `account`'s organization (rows only, no objects), replacing its
     others; their ids (needs django_setup)."""

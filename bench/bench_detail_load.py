@@ -12,7 +12,6 @@ the API key, reads the row and presigns a URL.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -52,8 +51,7 @@ def main() -> None:
     account = h.account_in(env, "bench-load")
     h.media_dir_reset()
     with h.gunicorn(env, workers=2, threads=4) as server:
-        # Known first bytes: random ones are now and then sniffed as a type ("MZ": an executable, refused).
-        reply = h.upload(server, "/v1/media/upload", account.key, [b"\x00bench\x00\x00" + os.urandom(4088)],
+        reply = h.upload(server, "/v1/media/upload", account.key, [h.opaque(4096)],
                          before={"prompt": "a cat at dawn", "model": "sdxl", "provider": "stability"})
         media_id = reply.json()["id"]
         detail = f"/v1/media/{media_id}"

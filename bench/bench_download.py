@@ -50,7 +50,7 @@ def api_read(server: h.Server, key: str, media_id: str) -> float:
 
 
 def stored(server: h.Server, key: str, data: bytes) -> dict:
-    reply = h.upload(server, "/v1/media/upload", key, [b"\x00bench\x00\x00" + os.urandom(8), data])
+    reply = h.upload(server, "/v1/media/upload", key, [h.opaque(16), data])
     if reply.status != 201:
         raise SystemExit(f"upload failed: {reply.status} {reply.body[:300]!r}")
     return reply.json()

@@ -18,11 +18,11 @@ import _harness as h
 
 
 def measure(server: h.Server, key: str, data: bytes) -> tuple[int, int, float, float]:
-    warm = h.upload(server, "/v1/media/upload", key, [b"\x00bench\x00\x00" + os.urandom(8), data[: 16 * h.MIB]])
+    warm = h.upload(server, "/v1/media/upload", key, [h.opaque(16), data[: 16 * h.MIB]])
     h.download(server, f"/v1/media/{warm.json()['id']}/content", key)
     pid = server.workers()[0]
     with h.RssSampler(pid) as up:
-        reply = h.upload(server, "/v1/media/upload", key, [b"\x00bench\x00\x00" + os.urandom(8), data])
+        reply = h.upload(server, "/v1/media/upload", key, [h.opaque(16), data])
     if reply.status != 201:
         raise SystemExit(f"upload failed: {reply.status} {reply.body[:300]!r}")
     with h.RssSampler(pid) as down:

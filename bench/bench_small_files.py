@@ -29,13 +29,8 @@ FOCUS = ["authenticate", "check_throttles", "media_store_form", "reserve", "_wri
          "ThreadWorker.handle_request"]
 
 
-# A fixed binary prefix: random bytes alone sometimes begin with a known signature ("MZ" once in
-# 65,536 files: refused as an executable; "BM": an image that does not decode).
-PREFIX = b"\x00bench\x00\x00"
-
-
 def payloads(files: int, size: int) -> list[bytes]:
-    return [PREFIX + os.urandom(size - len(PREFIX)) for _ in range(files)]
+    return [h.opaque(size) for _ in range(files)]
 
 
 def raw(files: list[bytes], in_flight: int) -> float:
