@@ -187,3 +187,18 @@ def test_a_prepare_over_the_quota_answers_the_code_the_page_turns_into_a_sentenc
     from django.contrib.staticfiles import finders
 
     assert "quota_exceeded:" in open(finders.find("web/app.js")).read()
+
+
+def test_a_prepare_over_the_plan_s_file_size_or_of_a_refused_type_answers_codes_the_page_words(web, bob, s3):
+    client = web(bob)
+    headers = csrf(client)
+    too_big = session_json(client, "post", "/v1/media/prepare-upload",
+                           {"content_type": "image/png", "bytes": bob.organization.plan.max_file_bytes + 1}, **headers)
+    assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "max_size_exceeded")
+    refused = session_json(client, "post", "/v1/media/prepare-upload",
+                           {"content_type": "application/x-msdownload", "bytes": 100}, **headers)
+    assert refused.status_code == 415, refused.content
+    from django.contrib.staticfiles import finders
+
+    script = open(finders.find("web/app.js")).read()
+    assert "max_size_exceeded:" in script and f"{refused.json()['error']['code']}:" in script
