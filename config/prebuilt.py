@@ -45,7 +45,7 @@ class _Compiled:
 
 class Prebuilt:
     """`Prebuilt(model, build)`: `build(variant, *values)` returns the queryset; `.first(*values, variant=...)`
-    runs it and answers the first instance or None.
+    runs it and answers the first instance or None, `.all(...)` every instance.
 
     `variant` names whatever changes the statement's shape (not only its values), e.g. which
     filters apply: one compiled statement is kept per variant and database."""
@@ -57,6 +57,14 @@ class Prebuilt:
         self._lock = threading.Lock()
 
     def first(self, *values: object, variant: Hashable = ()) -> Model | None:
+        rows = self._rows(values, variant, many=False)
+        return rows[0] if rows else None
+
+    def all(self, *values: object, variant: Hashable = ()) -> list[Model]:
+        """Every row the queryset answers, as instances."""
+        return self._rows(values, variant, many=True)
+
+    def _rows(self, values: tuple, variant: Hashable, *, many: bool) -> list[Model]:
         alias = router.db_for_read(self.model)
         connection = connections[alias]
         key = (alias, connection.vendor, variant, tuple(type(v) for v in values))
@@ -70,9 +78,11 @@ class Prebuilt:
             params[position] = values[index]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
+            rows = cursor.fetchall() if many else [row for row in [cursor.fetchone()] if row is not None]
+        return [self._instance(compiled, alias, connection, row) for row in rows]
+
+    @staticmethod
+    def _instance(compiled: _Compiled, alias: str, connection, row: tuple) -> Model:  # noqa: ANN001
         row = list(row)
         for position, (converters, expression) in compiled.converters.items():
             value = row[position]

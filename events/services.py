@@ -21,6 +21,7 @@ from accounts.models import Organization
 from config import metrics
 from config.errors import InvalidRequest, RemoteFetchFailed, ServiceError
 from config.http_client import AddressPolicy, UrlNotAllowed, check_url, post
+from config.prebuilt import Prebuilt
 from events import signing
 from events.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
@@ -70,6 +71,12 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
 
 
 # -- events -------------------------------------------------------------------------------
+# Read on every upload and delete, and built once: most organizations have no endpoint, and the ORM
+# spent more building this select than the database answering it (docs/benchmarks.md, row 12).
+_ACTIVE_ENDPOINTS = Prebuilt(WebhookEndpoint, lambda variant, organization_id: WebhookEndpoint.objects.filter(
+    organization_id=organization_id, is_active=True).order_by("created_at", "id"))
+
+
 def webhook_event_publish(*, organization_id: int, event_type: str,
                           data: dict | Callable[[], dict | None]) -> list[WebhookMessage]:
     """A message for every endpoint of the organization that wants `event_type`; each is
@@ -77,8 +84,7 @@ def webhook_event_publish(*, organization_id: int, event_type: str,
 
     `data` may be a function, called only when some endpoint wants the event (None: no event):
     most organizations have no webhook, and every upload would read its file back for nothing."""
-    endpoints = [endpoint for endpoint in WebhookEndpoint.objects.filter(organization_id=organization_id, is_active=True)
-                 if endpoint.wants(event_type)]
+    endpoints = [endpoint for endpoint in _ACTIVE_ENDPOINTS.all(organization_id) if endpoint.wants(event_type)]
     if not endpoints:
         return []
     if callable(data):

@@ -15,13 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import BigIntegerField, F, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
 from config.errors import QuotaExceeded
+from config.prebuilt import Prebuilt
 from quotas.models import Quota
 
 
@@ -36,16 +35,35 @@ class QuotaDrift:
         return self.before != self.after
 
 
-def _bytes(n: int) -> Value:
-    """A byte count as a bigint parameter. A bare int in an expression is an `IntegerField` Value, which
-    Django passes as an int4 parameter; with server-side binding (config/settings.py) psycopg would send
-    anything over 2 GiB as a wrong int4 instead of failing."""
-    return Value(n, output_field=BigIntegerField())
+def _statement(sql: str) -> str:
+    return sql.format(quota=connection.ops.quote_name(Quota._meta.db_table))
 
 
-def _limit_expression(organization: Organization):  # noqa: ANN202
-    # The override lives on the quota row itself, so it is read in the same statement.
-    return Coalesce(F("limit_override_bytes"), _bytes(organization.plan.storage_limit_bytes))
+# The counters move by these statements, written once: built through the ORM (F() expressions,
+# Coalesce, Greatest), each cost more CPU to compile on every upload than the database spent running
+# it (docs/benchmarks.md, row 12). The same SQL runs on PostgreSQL and SQLite. Byte counts are cast
+# to bigint: with server-side binding (config/settings.py) a parameter the database types as int4
+# would not hold more than 2 GiB.
+_RESERVE = ("UPDATE {quota} SET reserved_bytes = reserved_bytes + CAST(%s AS BIGINT) "
+            "WHERE organization_id = %s "
+            "AND used_bytes <= COALESCE(limit_override_bytes, CAST(%s AS BIGINT)) - reserved_bytes - CAST(%s AS BIGINT)")
+_CHARGE = ("UPDATE {quota} SET reserved_bytes = CASE WHEN reserved_bytes > CAST(%s AS BIGINT) "
+           "THEN reserved_bytes - CAST(%s AS BIGINT) ELSE 0 END, "
+           "used_bytes = used_bytes + CAST(%s AS BIGINT), file_count = file_count + 1 "
+           "WHERE organization_id = %s AND used_bytes <= COALESCE(limit_override_bytes, CAST(%s AS BIGINT)) "
+           "- reserved_bytes + CAST(%s AS BIGINT) - CAST(%s AS BIGINT)")
+_RELEASE_RESERVATION = ("UPDATE {quota} SET reserved_bytes = CASE WHEN reserved_bytes > CAST(%s AS BIGINT) "
+                        "THEN reserved_bytes - CAST(%s AS BIGINT) ELSE 0 END WHERE organization_id = %s")
+_RELEASE = ("UPDATE {quota} SET used_bytes = CASE WHEN used_bytes > CAST(%s AS BIGINT) "
+            "THEN used_bytes - CAST(%s AS BIGINT) ELSE 0 END, "
+            "file_count = CASE WHEN file_count > %s THEN file_count - %s ELSE 0 END WHERE organization_id = %s")
+
+
+def _run(sql: str, params: list[int]) -> int:
+    """Run one counter statement; the number of quota rows it changed (0 or 1)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(sql), params)
+        return cursor.rowcount
 
 
 def quota_limit(*, organization: Organization, quota: Quota | None = None) -> int:
@@ -55,8 +73,14 @@ def quota_limit(*, organization: Organization, quota: Quota | None = None) -> in
     return organization.plan.storage_limit_bytes
 
 
+# Read before every upload (`quota_available`): built once, like the counters' statements.
+_QUOTA_OF = Prebuilt(Quota, lambda variant, organization_id: Quota.objects.filter(organization_id=organization_id))
+
+
 def quota_get(*, organization: Organization) -> Quota:
-    quota, _ = Quota.objects.get_or_create(organization=organization)
+    quota = _QUOTA_OF.first(organization.pk)
+    if quota is None:
+        quota, _ = Quota.objects.get_or_create(organization=organization)
     return quota
 
 
@@ -80,36 +104,25 @@ def quota_reserve(*, organization: Organization, n: int) -> None:
 
 
 def _reserve(organization: Organization, n: int) -> bool:
-    return bool(Quota.objects
-                .filter(organization=organization)
-                .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") - _bytes(n)))
-                .update(reserved_bytes=F("reserved_bytes") + _bytes(n)))
+    return bool(_run(_RESERVE, [n, organization.pk, organization.plan.storage_limit_bytes, n]))
 
 
 def quota_charge(*, organization: Organization, reserved: int, size: int) -> None:
     """Turn a reservation of `reserved` bytes into `size` used bytes and one more file."""
-    updated = (Quota.objects
-               .filter(organization=organization)
-               .filter(Q(used_bytes__lte=_limit_expression(organization) - F("reserved_bytes") + _bytes(reserved)
-                         - _bytes(size)))
-               .update(reserved_bytes=Greatest(F("reserved_bytes") - _bytes(reserved), _bytes(0)),
-                       used_bytes=F("used_bytes") + _bytes(size), file_count=F("file_count") + 1))
-    if not updated:
+    limit = organization.plan.storage_limit_bytes
+    if not _run(_CHARGE, [reserved, reserved, size, organization.pk, limit, reserved, size]):
         raise QuotaExceeded(param="file")
 
 
 def quota_release_reservation(*, organization: Organization, reserved: int) -> None:
     """Give back a reservation (failed, refused or abandoned upload)."""
     if reserved:
-        Quota.objects.filter(organization=organization).update(
-            reserved_bytes=Greatest(F("reserved_bytes") - _bytes(reserved), _bytes(0)))
+        _run(_RELEASE_RESERVATION, [reserved, reserved, organization.pk])
 
 
 def quota_release(*, organization: Organization, size: int, files: int = 1) -> None:
     """Give back what an active file used (delete, expiry). Never goes below zero."""
-    Quota.objects.filter(organization=organization).update(
-        used_bytes=Greatest(F("used_bytes") - _bytes(size), _bytes(0)),
-        file_count=Greatest(F("file_count") - files, Value(0)))
+    _run(_RELEASE, [size, size, files, files, organization.pk])
 
 
 def quota_recalculate(*, organization: Organization, recount: Callable[[], dict[str, int]],

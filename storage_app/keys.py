@@ -28,6 +28,7 @@ VARIANTS_SEGMENT = "variants"
 # ASCII only: letters, digits and a few punctuation marks that need no escaping anywhere.
 # Matched with fullmatch: `$` would also match before a trailing newline.
 _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_\-~+=@,][A-Za-z0-9._\-~+=@,]*")
+_UNSAFE_CHARACTER = re.compile(r"[\\\x00-\x1f\x7f]")  # a backslash, a control character or DEL
 _STEM_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _EXT = re.compile(r"[a-z0-9]{1,10}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -50,7 +51,7 @@ def validate_key(key: object, *, max_length: int = MAX_KEY_LENGTH, param: str = 
         raise InvalidPath("The path must be relative.", param=param)
     if "%" in key:
         raise InvalidPath("Percent-encoded characters are not allowed in paths.", param=param)
-    if any(ch == "\\" or ord(ch) < 32 or ord(ch) == 127 for ch in key):
+    if _UNSAFE_CHARACTER.search(key):
         raise InvalidPath("The path contains a backslash or a control character.", param=param)
     for segment in key.split("/"):
         if segment in ("", ".", ".."):

@@ -45,3 +45,16 @@ def test_a_field_that_cannot_hold_the_stand_in_is_refused_not_run_wrong(alice, a
     prebuilt = Prebuilt(MediaFile, lambda variant, media_id, width: MediaFile.objects.filter(pk=media_id, width__gte=width))
     with pytest.raises(ValueError, match="do not appear as parameters"):
         prebuilt.first(alices_media["id"], 1)
+
+
+def test_all_answers_every_row_the_queryset_answers_in_its_order(alice, alices_media, post_file):
+    second = post_file(alice, name="second.png").json()
+    prebuilt = Prebuilt(MediaFile, lambda variant, organization_id: MediaFile.objects.filter(
+        organization_id=organization_id).order_by("-created_at", "-id"))
+    expected = list(MediaFile.objects.filter(organization_id=alice.organization.pk).order_by("-created_at", "-id"))
+    for _ in range(2):
+        found = prebuilt.all(alice.organization.pk)
+        assert [m.pk for m in found] == [m.pk for m in expected] and len(found) == 2
+        assert [_fields(m) for m in found] == [_fields(m) for m in expected]
+    assert second["id"] in [m.pk for m in found]
+    assert prebuilt.all(alice.organization.pk + 1000) == []
