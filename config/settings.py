@@ -117,8 +117,14 @@ def _database(url: str, name: str) -> dict:
     except Exception as exc:  # dj-database-url raises several types for a bad URL
         raise ImproperlyConfigured(f"{name}={url!r} is not a database URL: {exc}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["ENGINE"] = "config.sqlite"  # Django's, with a process's threads queuing for writes (config/sqlite)
         config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+        # A connection per request: kept connections saved ~6 % of a small upload's time, but under slow
+        # uploads a request refused with 408 was never answered (tests/e2e/test_slow_clients.py).
         config["CONN_MAX_AGE"] = 0
+        # Tests: an in-memory database, as Django gives its own SQLite engine (pytest-django knows that
+        # engine by name, and would otherwise name a file `test_<path>` per xdist worker).
+        config["TEST"] = {"NAME": ":memory:", **config.get("TEST", {})}
     elif config["ENGINE"] == "django.db.backends.postgresql":
         # Server-side binding lets psycopg prepare a statement after its fifth run on a connection, so
         # PostgreSQL stops parsing and planning the hot paths' few statements on every request
