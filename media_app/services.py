@@ -65,6 +65,17 @@ class PreparedMultipart:
 
 
 # -- storing bytes ------------------------------------------------------------------------
+# A one-request upload whose whole body is known to be at most this size reserves nothing before
+# its bytes arrive: the charge at activation is the exact check (used + reserved + size <= limit),
+# and an upload it refuses is undone like any failure. Every upload of an organization reserving
+# first updated its one quota row in a second committed transaction, whose lock, held through the
+# commit's disk flush, made uploads of one organization take turns (docs/benchmarks.md, row 12).
+# Larger bodies, and bodies of unknown length, still reserve before their first byte is stored, so
+# they are refused early rather than after a long transfer. The early check of the declared size
+# against the quota's room (`check_declared_size`, `check_body_quota`) applies to both.
+UNRESERVED_MAX_BYTES = 4 * 1024 * 1024
+
+
 @emits_quota_exceeded
 def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  # noqa: ANN001
                        options: FileOptions, declared_size: int | None = None,
@@ -83,7 +94,8 @@ def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  
     plan_category_check(organization, category)
     limit = check_declared_size(organization=organization, category=category, declared=declared_size,
                                 quota=not quota_checked)
-    reserved = declared_size if declared_size is not None else limit
+    bound = declared_size if declared_size is not None else limit  # the most this stream may store
+    reserved = 0 if bound <= UNRESERVED_MAX_BYTES else bound
     state: dict[str, MediaFile] = {}
 
     def check(sniffed: Sniffed) -> None:
@@ -99,7 +111,7 @@ def media_store_stream(*, organization: Organization, owner, source: BinaryIO,  
 
     store = get_store()
     try:
-        saved = _save(store, key_for, source, limit=limit, reserved=reserved, check=check)
+        saved = _save(store, key_for, source, limit=limit, bound=bound, check=check)
     except BaseException:
         if "media" in state:
             abandon(store, state["media"], delete_object=False)  # save_stream removed the object
@@ -191,12 +203,13 @@ def _apply_late(store: MediaStore, media: MediaFile, saved: SavedObject, late: L
     return late.owner, saved
 
 
-def _save(store: MediaStore, key_for, source: BinaryIO, *, limit: int, reserved: int, check) -> SavedObject:  # noqa: ANN001
-    """Write, reporting a stream that outgrew its reservation (not the file limit) as over quota."""
+def _save(store: MediaStore, key_for, source: BinaryIO, *, limit: int, bound: int, check) -> SavedObject:  # noqa: ANN001
+    """Write, reporting a stream that outgrew its declared size or the quota's room (not the file limit)
+    as over quota."""
     try:
-        saved = store.save_stream(key_for, source, max_bytes=min(limit, reserved), check=check)
+        saved = store.save_stream(key_for, source, max_bytes=min(limit, bound), check=check)
     except TooLarge:
-        if reserved < limit:
+        if bound < limit:
             raise QuotaExceeded(param="file") from None
         raise
     if saved.size == 0:

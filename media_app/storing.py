@@ -171,7 +171,8 @@ def pending_create(*, organization: Organization, owner, options: FileOptions, c
             prompt=options.provenance.prompt, generation=options.provenance.generation or {},
             reserved_bytes=reserved, upload_expires_at=now + timedelta(seconds=settings.MEDIA_UPLOAD_TTL),
         )
-        quota_reserve(organization=organization, n=reserved)
+        if reserved:  # nothing reserved (a small body, media_app.services): the quota row is not touched
+            quota_reserve(organization=organization, n=reserved)
     return media
 
 

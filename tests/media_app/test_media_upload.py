@@ -2,6 +2,7 @@
 import io
 
 import pytest
+from django.db.models import F
 import requests
 
 from media_app.models import MediaFile
@@ -298,3 +299,45 @@ def test_a_multipart_upload_reads_the_quota_once_and_a_full_quota_still_refuses_
     Quota.objects.filter(organization=alice.organization).update(limit_override_bytes=used + 10)
     assert error_of(post_file(alice), 413)["code"] == "quota_exceeded"
     assert counters(alice.organization) == (used, 0, files) and MediaFile.objects.filter(status="pending").count() == 0
+
+
+def _quota_updates(queries) -> int:
+    return sum(1 for q in queries if q["sql"].lstrip().upper().startswith("UPDATE") and "quotas_quota" in q["sql"])
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_a_small_upload_updates_the_quota_row_once_a_larger_one_reserves_first(alice, post_file, monkeypatch, small):
+    """A body of known length up to UNRESERVED_MAX_BYTES is charged at activation only (one update of the
+    organization's quota row, in one transaction); a larger one reserves before its bytes arrive."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from media_app import services
+
+    if not small:
+        monkeypatch.setattr(services, "UNRESERVED_MAX_BYTES", 0)  # so the small test body counts as large
+    data = unique_png()
+    with CaptureQueriesContext(connection) as queries:
+        response = post_file(alice, data)
+    assert response.status_code == 201, response.content
+    assert _quota_updates(queries.captured_queries) == (1 if small else 2)
+    assert counters(alice.organization) == (len(data), 0, 1)
+
+
+def test_a_small_upload_the_charge_refuses_is_undone_and_answers_quota_exceeded(alice, post_file, store_keys,
+                                                                               monkeypatch):
+    """Another upload takes the last bytes while this one's body is stored: nothing was reserved, so the
+    charge at activation refuses it; its object and pending row go, and the counters stay as they were."""
+    from media_app import storing
+
+    find_duplicate = storing.find_duplicate
+
+    def a_concurrent_upload_fills_the_quota(**kwargs):
+        Quota.objects.filter(organization=alice.organization).update(used_bytes=F("used_bytes") + 10**9)
+        return find_duplicate(**kwargs)
+
+    Quota.objects.filter(organization=alice.organization).update(limit_override_bytes=10**9)
+    monkeypatch.setattr(storing, "find_duplicate", a_concurrent_upload_fills_the_quota)
+    assert error_of(post_file(alice, unique_png()), 413)["code"] == "quota_exceeded"
+    assert counters(alice.organization) == (10**9, 0, 0)
+    assert not MediaFile.objects.exists() and store_keys("organizations/") == []

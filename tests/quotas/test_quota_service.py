@@ -212,8 +212,15 @@ def test_recalculate_restores_corrupted_counters_and_reports_drift(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fifty_concurrent_uploads_where_ten_fit_store_at_most_ten(requires_postgres, alice, store_keys):
-    """Real threads, real PostgreSQL connections, real storage: the quota holds."""
+@pytest.mark.parametrize("reserved_first", [False, True], ids=["charged-at-activation", "reserved-first"])
+def test_fifty_concurrent_uploads_where_ten_fit_store_at_most_ten(requires_postgres, alice, store_keys, monkeypatch,
+                                                                  reserved_first):
+    """Real threads, real PostgreSQL connections, real storage: the quota holds, for small bodies (charged
+    at activation only) and for bodies that reserve before their bytes arrive."""
+    if reserved_first:
+        from media_app import services
+
+        monkeypatch.setattr(services, "UNRESERVED_MAX_BYTES", 0)
     images = [png_bytes(32, 32, noise=1000) for _ in range(50)]
     size = len(images[0])
     Quota.objects.filter(organization=alice.organization).update(limit_override_bytes=size * 10 + size // 2)
