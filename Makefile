@@ -45,7 +45,8 @@ test-s3: install tus-js
 	MEDIASTORE_TEST_BACKEND=s3 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # Every row of docs/benchmarks.md, one script each. Needs PostgreSQL (a mediastore_bench
-# database is created on BENCH_DATABASE_URL's server) and wrk (apt-get install wrk).
+# database is created on BENCH_DATABASE_URL's server), wrk (row 8) and vipsthumbnail (row 9),
+# installed from Debian's packages when missing.
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat requirements-bench.txt | cksum | cut -d' ' -f1)
 
 $(BENCH_STAMP): requirements-bench.txt $(STAMP)
@@ -53,6 +54,8 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 	@rm -f $(VENV)/.bench-installed-* && touch $@
 
 bench: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null && command -v vipsthumbnail >/dev/null || { echo "== apt-get install wrk libvips-tools"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk libvips-tools; }
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # The layers and the independence of the surfaces (.importlinter), then unused or undefined names.
