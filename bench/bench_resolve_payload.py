@@ -90,7 +90,7 @@ def main() -> None:
         rows.append((backend, f"{result['payload_p50'] * 1000:.1f}", f"{result['ids_p50'] * 1000:.1f}",
                      f"{ratio:.2f}", result["file_queries"], result["queries"], f"<= {TARGET} x, 1 query",
                      "met" if ok else "NOT met"))
-    h.table(f"Row 9: POST /v1/media/resolve, chat payload with 100 references vs 100 ids, in process ({args.runs} runs)",
+    h.table(f"Row 10: POST /v1/media/resolve, chat payload with 100 references vs 100 ids, in process ({args.runs} runs)",
             ["backend", "payload p50 ms", "ids p50 ms", "payload / ids", "file queries", "all queries", "target",
              "verdict"], rows)
 

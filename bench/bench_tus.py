@@ -102,7 +102,7 @@ def main() -> None:
     h.media_dir_reset()
     ratio = h.median(tus) / h.median(single)
     growth_mb = rss.growth / 1e6
-    h.table(f"Row 9: {args.mb} MiB, tus in {args.chunk_mb} MiB PATCHes vs one request, local backend, "
+    h.table(f"Row 11: {args.mb} MiB, tus in {args.chunk_mb} MiB PATCHes vs one request, local backend, "
             f"MEDIA_ENCRYPTION={args.encryption} ({args.runs} runs, median s)",
             ["measure", "tus", "one request", "ratio / value", "target", "verdict"],
             [("time", h.median(tus), h.median(single), f"{ratio:.2f}", "<= 1.3", h.verdict(ratio, 1.3)),

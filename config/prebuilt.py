@@ -12,7 +12,8 @@ the same as running the queryset itself (`tests/config/test_prebuilt.py`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connections, router
@@ -115,3 +116,28 @@ class Prebuilt:
             init_list=[s[0].target.attname for s in select[start:end]], start=start, end=end,
             converters=compiler.get_converters([s[0] for s in select[:compiler.col_count]]),
             populators=get_related_populators(klass_info, select, alias))
+
+
+@contextmanager
+def planned_with_values(alias: str) -> Iterator[None]:
+    """Statements run in this block on `alias` are never prepared, so PostgreSQL plans each with its values.
+
+    With server-side binding psycopg prepares a statement after its fifth run (config/settings.py), and
+    PostgreSQL may then settle on a generic plan, made without the values. For a point lookup that plan
+    is the same and saves the planning; for a filtered, searched page it is not: the next page of the
+    list took 45 ms instead of 15 at a million rows (docs/benchmarks.md, row 7). A no-op where nothing
+    is prepared (SQLite, or server-side binding off)."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or not connection.settings_dict["OPTIONS"].get("prepare_threshold"):
+        yield
+        return
+
+    def execute(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        if many:
+            return execute(sql, params, many, context)
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors:
+            return context["cursor"].cursor.execute(sql, params, prepare=False)
+
+    with connection.execute_wrapper(execute):
+        yield

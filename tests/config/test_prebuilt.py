@@ -58,3 +58,21 @@ def test_all_answers_every_row_the_queryset_answers_in_its_order(alice, alices_m
         assert [_fields(m) for m in found] == [_fields(m) for m in expected]
     assert second["id"] in [m.pk for m in found]
     assert prebuilt.all(alice.organization.pk + 1000) == []
+
+
+def test_a_list_page_is_planned_with_its_values_while_a_detail_lookup_is_prepared(requires_postgres, alice,
+                                                                                  alices_media):
+    """psycopg prepares a statement after its fifth run, and PostgreSQL may then use a generic plan: fine
+    for the detail's point lookup, many times slower for a filtered, searched list page (row 7)."""
+    from django.db import connection
+
+    if not connection.settings_dict["OPTIONS"].get("prepare_threshold"):
+        pytest.skip("server-side binding is off (DATABASE_SERVER_SIDE_BINDING=false)")
+    for _ in range(8):
+        assert alice.client.get("/v1/media?provider=stability&search=red").json()["data"][0]["id"] == alices_media["id"]
+        assert alice.client.get(f"/v1/media/{alices_media['id']}").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "media_app_mediafile"' in sql and '"media_app_mediafile"."id" = $' in sql for sql in prepared)
+    assert not any("prompt_tsv" in sql for sql in prepared)
