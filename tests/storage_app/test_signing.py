@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import pytest
 from django.http import QueryDict
@@ -167,3 +167,19 @@ def test_a_url_read_back_by_the_server_verifies_to_its_grant(grant, settings):
     url = urlsplit(signed_url(grant))
     key = unquote(url.path.removeprefix("/files/"))
     assert verify(grant.op, key, QueryDict(url.query), now=1_000) == grant
+
+
+@pytest.mark.parametrize("key", ["organizations/1/files/2/cat-1_a.b~c.png", "a+b=c@d,e/f.png", "a b/\u00fc.png", ""])
+def test_a_file_url_path_is_what_quote_makes_of_the_key(key, settings):
+    # Keys with nothing to quote skip the quoting pass; the path must be the same either way.
+    settings.MEDIA_LOCAL_STORAGE_BASE_URL = "https://media.example/files"
+    assert file_url(key) == f"https://media.example/files/{quote(key)}"
+
+
+def test_a_new_secret_key_signs_differently_and_refuses_urls_of_the_old_one(settings):
+    settings.SECRET_KEY = "first-secret"
+    params = grant_params(FULL)
+    settings.SECRET_KEY = "second-secret"
+    assert grant_params(FULL)["sig"] != params["sig"]
+    with pytest.raises(SignatureInvalid):
+        verify(FULL.op, FULL.key, params, now=1_000)
