@@ -3,7 +3,8 @@
 `services.py` (direct and presigned uploads) and `ingest.py` (adopting stored objects) are built
 from these. The order they keep is what keeps storage, rows and quota in step:
 1. a `pending` row and its quota reservation commit together, before any byte is written
-   (`pending_create`);
+   (`pending_create`); a one-request upload of a small known size reserves nothing
+   (`services.UNRESERVED_MAX_BYTES`) and is checked by the charge alone;
 2. bytes go to storage outside any transaction;
 3. activation (status, size, hash) and the quota charge commit together (`activate`).
 A failure at 2 or 3 undoes the object, the pending row and the reservation (`abandon`).
