@@ -111,17 +111,28 @@ def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool
         rows = media_search_filter(rows, query["search"])
     newest = query.get("sort", "newest") == "newest"
     if query.get("cursor"):
-        created, media_id = query["cursor"]
-        if newest:
-            rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=media_id))
-        else:
-            rows = rows.filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=media_id))
+        rows = _after_cursor(rows, *query["cursor"], newest=newest)
     order = ("-created_at", "-id") if newest else ("created_at", "id")
     limit = query.get("limit", 20)
     rows = rows.select_related("owner", "duplicate_of").only(*LISTED).order_by(*order)[: limit + 1]
     with planned_with_values(rows.db):  # a generic plan of a filtered page can be many times slower
         page = list(rows)
     return page[:limit], len(page) > limit
+
+
+def _after_cursor(rows: QuerySet[MediaFile], created: datetime, media_id: str, *, newest: bool) -> QuerySet[MediaFile]:
+    """The rows after the cursor's (created_at, id) in the page's order, as one row-value comparison:
+    PostgreSQL seeks to it in `media_list_idx` (organization, owner, status, created_at, id) instead of
+    walking every row of the earlier pages through a filter (6 ms at page 2 of a million rows, more
+    with each page). SQLite compares row values too (3.15 and later)."""
+    from django.db import connections
+    from django.db.models import BooleanField, ExpressionWrapper
+    from django.db.models.expressions import RawSQL
+
+    table = connections[rows.db].ops.quote_name(MediaFile._meta.db_table)
+    stamp = connections[rows.db].ops.adapt_datetimefield_value(created)
+    after = RawSQL(f'({table}."created_at", {table}."id") {"<" if newest else ">"} (%s, %s)', [stamp, media_id])
+    return rows.filter(ExpressionWrapper(after, output_field=BooleanField()))
 
 
 # What a listed file's answer reads (api/media/serializers.MediaOutput, media_app/links.py): a page
