@@ -79,7 +79,7 @@ class Prebuilt:
             params[position] = values[index]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall() if many else [row for row in [cursor.fetchone()] if row is not None]
+            rows = cursor.fetchall() if many else cursor.fetchmany(1)
         return [self._instance(compiled, alias, connection, row) for row in rows]
 
     @staticmethod

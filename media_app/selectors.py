@@ -5,7 +5,9 @@ import base64
 import binascii
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connections
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from accounts.models import Organization
@@ -70,24 +72,22 @@ def media_resolve(principal: Principal, ids: list[str]) -> tuple[list[MediaFile]
     return [found[i] for i in wanted if i in found], [i for i in wanted if i not in found]
 
 
+def _where(sql: str, params: list) -> ExpressionWrapper:
+    """A condition written in SQL, for `QuerySet.filter`."""
+    return ExpressionWrapper(RawSQL(sql, params), output_field=BooleanField())
+
+
 def media_search_filter(rows: QuerySet[MediaFile], text: str) -> QuerySet[MediaFile]:
     """Prompt search: PostgreSQL full-text on the stored `prompt_tsv` column (GIN index `media_prompt_tsv`,
     migration 0006); a contains elsewhere."""
-    from django.db import connection
-    from django.db.models import BooleanField, ExpressionWrapper
-    from django.db.models.expressions import RawSQL
-
-    if connection.vendor != "postgresql":
+    if connections[rows.db].vendor != "postgresql":
         return rows.filter(prompt__icontains=text)
     # The column PostgreSQL keeps current from `prompt` (no per-row to_tsvector while the scan walks).
-    matches = RawSQL("\"media_app_mediafile\".\"prompt_tsv\" @@ websearch_to_tsquery('english', %s)", [text])
-    return rows.filter(ExpressionWrapper(matches, output_field=BooleanField()))
+    return rows.filter(_where("\"media_app_mediafile\".\"prompt_tsv\" @@ websearch_to_tsquery('english', %s)", [text]))
 
 
 def media_list(principal: Principal, query: dict) -> tuple[list[MediaFile], bool]:
     """One page of the caller's files (or a named member's), newest first by default."""
-    from django.db.models import Q
-
     from accounts.services import user_get_in_organization
     from config.errors import PermissionDenied
 
@@ -125,14 +125,10 @@ def _after_cursor(rows: QuerySet[MediaFile], created: datetime, media_id: str, *
     PostgreSQL seeks to it in `media_list_idx` (organization, owner, status, created_at, id) instead of
     walking every row of the earlier pages through a filter (6 ms at page 2 of a million rows, more
     with each page). SQLite compares row values too (3.15 and later)."""
-    from django.db import connections
-    from django.db.models import BooleanField, ExpressionWrapper
-    from django.db.models.expressions import RawSQL
-
-    table = connections[rows.db].ops.quote_name(MediaFile._meta.db_table)
-    stamp = connections[rows.db].ops.adapt_datetimefield_value(created)
-    after = RawSQL(f'({table}."created_at", {table}."id") {"<" if newest else ">"} (%s, %s)', [stamp, media_id])
-    return rows.filter(ExpressionWrapper(after, output_field=BooleanField()))
+    ops = connections[rows.db].ops
+    table = ops.quote_name(MediaFile._meta.db_table)
+    return rows.filter(_where(f'({table}."created_at", {table}."id") {"<" if newest else ">"} (%s, %s)',
+                              [ops.adapt_datetimefield_value(created), media_id]))
 
 
 # What a listed file's answer reads (api/media/serializers.MediaOutput, media_app/links.py): a page

@@ -35,26 +35,23 @@ class QuotaDrift:
         return self.before != self.after
 
 
-def _statement(sql: str) -> str:
-    return sql.format(quota=connection.ops.quote_name(Quota._meta.db_table))
-
-
 # The counters move by these statements, written once: built through the ORM (F() expressions,
 # Coalesce, Greatest), each cost more CPU to compile on every upload than the database spent running
 # it (docs/benchmarks.md, row 12). The same SQL runs on PostgreSQL and SQLite. Byte counts are cast
 # to bigint: with server-side binding (config/settings.py) a parameter the database types as int4
-# would not hold more than 2 GiB.
-_RESERVE = ("UPDATE {quota} SET reserved_bytes = reserved_bytes + CAST(%s AS BIGINT) "
+# would not hold more than 2 GiB. The table's name is double-quoted, as both databases quote names.
+_TABLE = f'"{Quota._meta.db_table}"'
+_RESERVE = (f"UPDATE {_TABLE} SET reserved_bytes = reserved_bytes + CAST(%s AS BIGINT) "
             "WHERE organization_id = %s "
             "AND used_bytes <= COALESCE(limit_override_bytes, CAST(%s AS BIGINT)) - reserved_bytes - CAST(%s AS BIGINT)")
-_CHARGE = ("UPDATE {quota} SET reserved_bytes = CASE WHEN reserved_bytes > CAST(%s AS BIGINT) "
+_CHARGE = (f"UPDATE {_TABLE} SET reserved_bytes = CASE WHEN reserved_bytes > CAST(%s AS BIGINT) "
            "THEN reserved_bytes - CAST(%s AS BIGINT) ELSE 0 END, "
            "used_bytes = used_bytes + CAST(%s AS BIGINT), file_count = file_count + 1 "
            "WHERE organization_id = %s AND used_bytes <= COALESCE(limit_override_bytes, CAST(%s AS BIGINT)) "
            "- reserved_bytes + CAST(%s AS BIGINT) - CAST(%s AS BIGINT)")
-_RELEASE_RESERVATION = ("UPDATE {quota} SET reserved_bytes = CASE WHEN reserved_bytes > CAST(%s AS BIGINT) "
+_RELEASE_RESERVATION = (f"UPDATE {_TABLE} SET reserved_bytes = CASE WHEN reserved_bytes > CAST(%s AS BIGINT) "
                         "THEN reserved_bytes - CAST(%s AS BIGINT) ELSE 0 END WHERE organization_id = %s")
-_RELEASE = ("UPDATE {quota} SET used_bytes = CASE WHEN used_bytes > CAST(%s AS BIGINT) "
+_RELEASE = (f"UPDATE {_TABLE} SET used_bytes = CASE WHEN used_bytes > CAST(%s AS BIGINT) "
             "THEN used_bytes - CAST(%s AS BIGINT) ELSE 0 END, "
             "file_count = CASE WHEN file_count > %s THEN file_count - %s ELSE 0 END WHERE organization_id = %s")
 
@@ -62,7 +59,7 @@ _RELEASE = ("UPDATE {quota} SET used_bytes = CASE WHEN used_bytes > CAST(%s AS B
 def _run(sql: str, params: list[int]) -> int:
     """Run one counter statement; the number of quota rows it changed (0 or 1)."""
     with connection.cursor() as cursor:
-        cursor.execute(_statement(sql), params)
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 

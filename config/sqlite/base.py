@@ -26,7 +26,7 @@ def _writer_lock(name: str) -> threading.Lock:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _holds_writer_lock = False
+    _held: threading.Lock | None = None  # the writer lock while this connection is in a transaction
 
     def _start_transaction_under_autocommit(self) -> None:
         if self.is_in_memory_db():  # one shared connection: nothing to take turns with
@@ -35,7 +35,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         lock = _writer_lock(str(self.settings_dict["NAME"]))
         if not lock.acquire(timeout=float(self.settings_dict["OPTIONS"].get("timeout", 5))):
             raise OperationalError("database is locked")
-        self._holds_writer_lock = True
+        self._held = lock
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -43,9 +43,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def _release_writer_lock(self) -> None:
-        if self._holds_writer_lock:
-            self._holds_writer_lock = False
-            _writer_lock(str(self.settings_dict["NAME"])).release()
+        lock, self._held = self._held, None
+        if lock is not None:
+            lock.release()
 
     def _commit(self) -> None:
         try:
