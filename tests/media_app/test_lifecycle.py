@@ -355,6 +355,29 @@ def test_abandoned_uploads_release_their_reservation_and_lose_their_partial_obje
     assert lifecycle.reconcile_storage(grace=0, fix=True).stray_keys == [staging_key(with_bytes)]
 
 
+def test_a_small_upload_killed_before_activation_is_swept_without_touching_the_quota(alice, post_file, monkeypatch):
+    """A small body reserves nothing (media_app.services.UNRESERVED_MAX_BYTES): a worker killed after
+    storing it, before activation, leaves a pending row with nothing reserved and its object; the
+    abandoned-uploads job removes both and the counters stay a recount."""
+    from media_app import services
+
+    def killed(*args, **kwargs):  # the process dies here: no undo runs
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(services, "_activate_saved", killed)
+    with pytest.raises(SystemExit):
+        post_file(alice, unique_png())
+    pending = MediaFile.objects.get()
+    assert pending.status == "pending" and pending.reserved_bytes == 0 and object_keys() == {pending.storage_key}
+    assert counters(alice.organization) == {"used_bytes": 0, "reserved_bytes": 0, "file_count": 0}
+    MediaFile.objects.filter(pk=pending.pk).update(upload_expires_at=timezone.now())
+    result = lifecycle.expire_uploads()
+    assert (result.expired, result.reserved_released, result.failed) == (1, 0, 0)
+    assert fresh(pending).status == "purged" and object_keys() == set()
+    assert counters(alice.organization) == {"used_bytes": 0, "reserved_bytes": 0, "file_count": 0}
+    assert_usage_is_a_recount(alice.organization)
+
+
 def test_an_abandoned_upload_whose_object_cannot_be_deleted_is_left_to_the_purge(alice, monkeypatch):
     media = prepared(alice, 500)
     arrive(media, unique_png())
