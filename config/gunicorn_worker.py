@@ -11,6 +11,14 @@ Lingering closes. Before closing a connection gunicorn lingers up to 2 s reading
 still sends (so the answer is not cut by a reset), in the worker's main loop, which meanwhile accepts
 nothing: a few slow clients refused mid-body (429, 408) froze /healthz for seconds. The request
 thread lingers instead, and leaves the main loop a socket with nothing more to read.
+
+No more connections than threads. gunicorn's gthread accepts every connection it can (up to
+`worker_connections`, 1000) and queues it for its thread pool. Waking on the shared listening socket,
+one worker can take a whole burst: 32 trickling uploads filled one worker's 32 threads while the other
+sat idle, and a /healthz it also took waited seconds in the queue behind them. A worker here stops
+accepting while every thread is busy, so a new connection stays in the listening socket's backlog for
+a worker with a free thread. Kept-alive connections waiting for their next request hold no thread and
+are not counted.
 """
 from __future__ import annotations
 
@@ -50,6 +58,24 @@ class _Captured:
 
 
 class MediastoreWorker(ThreadWorker):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - gunicorn's signature
+        super().__init__(*args, **kwargs)
+        self.in_threads = 0  # connections handed to the pool and not finished; main loop only, no lock
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """gunicorn's loop enables accepting below `worker_connections`; here also below `threads` busy."""
+        super().set_accept_enabled(enabled and self.in_threads < self.cfg.threads)
+
+    def enqueue_req(self, conn) -> None:  # noqa: ANN001 - gunicorn's signature
+        self.in_threads += 1
+        super().enqueue_req(conn)
+        if self.in_threads >= self.cfg.threads:
+            self.set_accept_enabled(False)
+
+    def finish_request(self, conn, fs) -> None:  # noqa: ANN001 - gunicorn's signature
+        self.in_threads -= 1  # before: the connection may go straight back to the pool (enqueue_req)
+        super().finish_request(conn, fs)
+
     def handle(self, conn):  # noqa: ANN001, ANN201 - gunicorn's signature
         keep = super().handle(conn)
         if not keep:  # False: the main loop closes the connection next (a deferred one is truthy)

@@ -4,11 +4,14 @@ period, shortened so the test is quick)."""
 from __future__ import annotations
 
 import json
+import os
 import select
+import signal
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -208,3 +211,66 @@ def test_too_large_header_fields_answer_431_in_the_envelope(server):
         server.port, f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
     assert status == 431 and content_type == "application/json"
     assert body["error"]["code"] == "headers_too_large"
+
+
+def _worker_pids(master: int) -> list[int]:
+    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
+
+def _connections_held(pid: int, port: int) -> int:
+    """Established connections to `port` among the sockets process `pid` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    held = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].split(":")[1], 16), fields[3], fields[9]
+        held += local_port == port and state == "01" and inode in inodes
+    return held
+
+
+def test_a_worker_with_every_thread_busy_leaves_new_connections_to_a_worker_with_a_free_one(tmp_path):
+    """2 workers x 4 threads. While one worker is stopped, the other takes 6 trickling uploads:
+    it accepts 4, one per thread, and the other 2 wait in the listening socket's backlog. When the
+    stopped worker resumes it takes them, and a /healthz sent meanwhile is answered at once instead of
+    queueing behind the busy worker's uploads."""
+    port = _free_port()
+    env = server_env(tmp_path, port, MEDIASTORE_THREADS="4")
+    _manage(env, "migrate", "--noinput")
+    key = _manage(env, "create_api_key", "--org", "bursty", "--user", "burst")
+    process = start_gunicorn(env, port, tmp_path / "server.log")
+    tricklers = [Trickler(port, key, rate=2048) for _ in range(6)]
+    busy, idle = _worker_pids(process.pid)
+    os.kill(idle, signal.SIGSTOP)
+    try:
+        threads = start(tricklers)
+        deadline = time.monotonic() + 10
+        while _connections_held(busy, port) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # time to take the other two as well, were it to
+        held = _connections_held(busy, port)
+        health = {}
+        checker = threading.Thread(target=lambda: health.update(
+            answer=timed(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=20))))
+        checker.start()
+        time.sleep(0.5)
+        resumed = time.monotonic()
+        os.kill(idle, signal.SIGCONT)
+        checker.join(timeout=25)
+        answered_after_resume = time.monotonic() - resumed
+    finally:
+        os.kill(idle, signal.SIGCONT)
+        for t in tricklers:
+            t.done.set()
+        stop(process)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert held == 4
+    assert health["answer"][1].status_code == 200
+    assert answered_after_resume < 1.0
