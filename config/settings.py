@@ -119,9 +119,8 @@ def _database(url: str, name: str) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["ENGINE"] = "config.sqlite"  # Django's, with a process's threads queuing for writes (config/sqlite)
         config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
-        # A connection per request: kept connections saved ~6 % of a small upload's time, but under slow
-        # uploads a request refused with 408 was never answered (tests/e2e/test_slow_clients.py).
-        config["CONN_MAX_AGE"] = 0
+        # Kept like PostgreSQL's (DATABASE_CONN_MAX_AGE): opening one per request cost a quarter of a small
+        # upload's CPU on the embedded default (docs/benchmarks.md, row 12).
         # Tests: an in-memory database, as Django gives its own SQLite engine (pytest-django knows that
         # engine by name, and would otherwise name a file `test_<path>` per xdist worker).
         config["TEST"] = {"NAME": ":memory:", **config.get("TEST", {})}

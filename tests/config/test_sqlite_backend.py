@@ -112,3 +112,14 @@ def test_a_writer_that_rolls_back_or_closes_lets_the_next_one_in(database, tmp_p
     with second.cursor() as cursor:
         cursor.execute("SELECT n FROM t")
         assert [row[0] for row in cursor.fetchall()] == [2]
+
+
+def test_the_embedded_database_keeps_its_connections_as_postgresql_does(monkeypatch):
+    """DATABASE_CONN_MAX_AGE holds for SQLite too: opening a connection per request cost a quarter of a
+    small upload's CPU on the embedded default."""
+    from config.settings import _database
+
+    monkeypatch.delenv("DATABASE_CONN_MAX_AGE", raising=False)
+    assert _database("sqlite:////tmp/mediastore.sqlite3", "DATABASE_URL")["CONN_MAX_AGE"] == 60
+    monkeypatch.setenv("DATABASE_CONN_MAX_AGE", "0")
+    assert _database("sqlite:////tmp/mediastore.sqlite3", "DATABASE_URL")["CONN_MAX_AGE"] == 0
