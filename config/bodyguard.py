@@ -11,6 +11,10 @@ wraps the WSGI application. For a request with a body it
 
 Either failure raises `RequestTimeout`, answered 408 in the error envelope.
 
+Under gunicorn, a body of declared length is read straight from the socket (`SocketBody`) once
+gunicorn's own read-ahead is used up: its reader copied every byte six times on the way (its
+buffers and their slices), half of a large local upload's time (docs/benchmarks.md, row 1).
+
 gunicorn's `Body.read(n)` blocks until `n` bytes have arrived, one recv after another, each with
 the whole socket timeout: a client sending a byte now and then keeps one read going for hours,
 and the rate could only be checked once it returns. So the input is read in pieces of about what
@@ -20,6 +24,7 @@ shrinking the socket's timeout: the recv under way ends within the idle timeout,
 """
 from __future__ import annotations
 
+import io
 import socket
 import sys
 import threading
@@ -97,6 +102,77 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+class SocketBody:
+    """gunicorn's request body of known length (`Content-Length`), read from the client socket itself.
+
+    `read(n)` answers what gunicorn already holds of the body first (read with the headers, or by a
+    `readline`, which stays gunicorn's), then receives the rest of the `n` bytes: one bytes object
+    when one receive brings them, else the receives joined; each receive at most `RECV_MAX`, so a
+    `read()` of a large body never allocates it whole at once. gunicorn's count of the body still
+    to come is kept, so it drains the rest for keep-alive, or closes the connection after a failed
+    read, as it would have. The socket's timeout applies to every receive (BodyGuard, the watchdog).
+    """
+
+    RECV_MAX = 1024 * 1024  # gunicorn's own largest receive of a body
+
+    def __init__(self, body) -> None:  # noqa: ANN001 - gunicorn.http.body.Body over a LengthReader
+        self._body = body
+        self._reader = body.reader
+        self._sock = body.reader.unreader.sock
+
+    @classmethod
+    def over(cls, raw):  # noqa: ANN001, ANN206 - any wsgi.input
+        """A `SocketBody` for gunicorn's body of known length on a socket; `raw` itself otherwise."""
+        from gunicorn.http.body import Body, LengthReader
+        from gunicorn.http.unreader import SocketUnreader
+
+        if type(raw) is Body and type(raw.reader) is LengthReader and type(raw.reader.unreader) is SocketUnreader:
+            return cls(raw)
+        return raw
+
+    @property
+    def failed(self) -> bool:
+        return self._body.failed
+
+    @failed.setter
+    def failed(self, value: bool) -> None:
+        self._body.failed = value
+
+    def read(self, size: int | None = -1) -> bytes:
+        limit = sys.maxsize if size is None or size < 0 else size
+        parts = [held] if (held := self._take_held(limit)) else []
+        want, got = min(limit - len(held), self._reader.length), 0
+        try:
+            while got < want and (data := self._sock.recv(min(want - got, self.RECV_MAX))):
+                parts.append(data)
+                got += len(data)
+        except BaseException:
+            self._body.failed = True  # where the next request would start is unknown: gunicorn closes
+            raise
+        finally:
+            self._reader.length -= got
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._body.readline(size)
+
+    def _take_held(self, limit: int) -> bytes:
+        """Up to `limit` bytes of the body that gunicorn holds, without receiving any: first what its
+        `Body` read and kept, then what its unreader read ahead (never past the body's end)."""
+        body, unreader = self._body, self._reader.unreader
+        if not body.buf.seek(0, io.SEEK_END) and not (unreader.buf.seek(0, io.SEEK_END) and self._reader.length):
+            return b""
+        ahead = unreader.buf.getvalue()
+        counted = ahead[:self._reader.length]
+        data = body.buf.getvalue() + counted
+        self._reader.length -= len(counted)
+        unreader.buf = io.BytesIO(ahead[len(counted):])
+        unreader.buf.seek(0, io.SEEK_END)
+        body.buf = io.BytesIO(data[limit:])  # taken from the reader and not handed out: where gunicorn keeps it
+        body.buf.seek(0, io.SEEK_END)
+        return data[:limit]
 
 
 class GuardedInput:
@@ -187,7 +263,7 @@ class BodyGuard:
         prior = sock.gettimeout() if sock is not None else None
         if sock is not None and limits.idle_timeout:
             sock.settimeout(limits.idle_timeout)
-        environ["wsgi.input"] = GuardedInput(environ["wsgi.input"], limits, sock=sock)
+        environ["wsgi.input"] = GuardedInput(SocketBody.over(environ["wsgi.input"]), limits, sock=sock)
         try:
             return self.app(environ, start_response)
         finally:
