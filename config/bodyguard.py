@@ -12,8 +12,8 @@ wraps the WSGI application. For a request with a body it
 Either failure raises `RequestTimeout`, answered 408 in the error envelope.
 
 Under gunicorn, a body of declared length is read straight from the socket (`SocketBody`) once
-gunicorn's own read-ahead is used up: its reader copied every byte six times on the way (its
-buffers and their slices), half of a large local upload's time (docs/benchmarks.md, row 1).
+gunicorn's own read-ahead is used up: its reader copied every byte about six times on the way (its
+buffers and their slices), a fifth of a large local upload's samples (docs/benchmarks.md, row 1).
 
 gunicorn's `Body.read(n)` blocks until `n` bytes have arrived, one recv after another, each with
 the whole socket timeout: a client sending a byte now and then keeps one read going for hours,
@@ -162,7 +162,9 @@ class SocketBody:
         """Up to `limit` bytes of the body that gunicorn holds, without receiving any: first what its
         `Body` read and kept, then what its unreader read ahead (never past the body's end)."""
         body, unreader = self._body, self._reader.unreader
-        if not body.buf.seek(0, io.SEEK_END) and not (unreader.buf.seek(0, io.SEEK_END) and self._reader.length):
+        kept = body.buf.seek(0, io.SEEK_END)  # the size of what gunicorn's Body holds
+        read_ahead = unreader.buf.seek(0, io.SEEK_END) if self._reader.length else 0
+        if not kept and not read_ahead:
             return b""
         ahead = unreader.buf.getvalue()
         counted = ahead[:self._reader.length]
