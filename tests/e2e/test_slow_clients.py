@@ -213,8 +213,12 @@ def test_too_large_header_fields_answer_431_in_the_envelope(server):
     assert body["error"]["code"] == "headers_too_large"
 
 
-def _worker_pids(master: int) -> list[int]:
-    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+def _worker_pids(master: int, count: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while len(pids := Path(f"/proc/{master}/task/{master}/children").read_text().split()) < count:
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.1)
+    return [int(pid) for pid in pids]
 
 
 def _connections_held(pid: int, port: int) -> int:
@@ -246,7 +250,7 @@ def test_a_worker_with_every_thread_busy_leaves_new_connections_to_a_worker_with
     key = _manage(env, "create_api_key", "--org", "bursty", "--user", "burst")
     process = start_gunicorn(env, port, tmp_path / "server.log")
     tricklers = [Trickler(port, key, rate=2048) for _ in range(6)]
-    busy, idle = _worker_pids(process.pid)
+    busy, idle = _worker_pids(process.pid, 2)
     os.kill(idle, signal.SIGSTOP)
     try:
         threads = start(tricklers)
