@@ -32,6 +32,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
+
 from config.errors import RequestTimeout
 
 PIECE_SECONDS = 1.0  # a piece is what the client sent in about this long, so deadlines stay close
@@ -125,9 +128,6 @@ class SocketBody:
     @classmethod
     def over(cls, raw):  # noqa: ANN001, ANN206 - any wsgi.input
         """A `SocketBody` for gunicorn's body of known length on a socket; `raw` itself otherwise."""
-        from gunicorn.http.body import Body, LengthReader
-        from gunicorn.http.unreader import SocketUnreader
-
         if type(raw) is Body and type(raw.reader) is LengthReader and type(raw.reader.unreader) is SocketUnreader:
             return cls(raw)
         return raw
